@@ -1,0 +1,53 @@
+/** Flag parsing shared by the commands: node:util parseArgs, env fallbacks, one-line errors. */
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { ConfigError } from '../src/mirror/config.ts'
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'UsageError'
+  }
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>
+
+export const COMMON: Options = {
+  db: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+}
+
+export const NETWORK: Options = {
+  relay: { type: 'string' },
+  plc: { type: 'string' },
+  collections: { type: 'string' },
+  'handle-resolver': { type: 'string' },
+}
+
+/** Parses argv strictly: unknown flags and stray positionals are usage errors. */
+export function parse(argv: string[], options: Options, positionals = 0) {
+  try {
+    const out = parseArgs({ args: argv, options, strict: true, allowPositionals: positionals > 0 })
+    if (out.positionals.length > positionals) throw new UsageError(`unexpected argument ${out.positionals[positionals]}`)
+    return out
+  } catch (err) {
+    if (err instanceof UsageError) throw err
+    throw new UsageError((err as Error).message)
+  }
+}
+
+/** The flag, else the environment variable, else the default. */
+export function pick(flag: unknown, env: string, fallback: string): string
+export function pick(flag: unknown, env: string, fallback?: string): string | undefined
+export function pick(flag: unknown, env: string, fallback?: string): string | undefined {
+  if (typeof flag === 'string') return flag
+  return process.env[env] ?? fallback
+}
+
+export function seqFlag(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new UsageError(`--${name} must be a non-negative integer, got ${value}`)
+  return Number(value)
+}
+
+export { ConfigError }

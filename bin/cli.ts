@@ -1,0 +1,66 @@
+/** malfestio-mirror: parse the command line, run one command, map errors to one line and an exit code. */
+import { ConfigError } from '../src/mirror/config.ts'
+import { MirrorFatalError } from '../src/mirror/mirror.ts'
+import { SubscriptionFatalError } from '../src/firehose/subscription.ts'
+import { StoreOpenError } from '../src/store/db.ts'
+import { UsageError } from './args.ts'
+import { recordsCommand, rejectionsCommand, statusCommand } from './commands/read.ts'
+import { replayCommand, syncCommand } from './commands/stream.ts'
+
+const USAGE = `malfestio-mirror — a verified firehose mirror of Malfestio records
+
+Usage: malfestio-mirror <command> [flags]
+
+Commands:
+  sync        [--relay URL] [--db PATH] [--plc URL] [--collections LIST] [--cursor SEQ] [--json]
+              follow the firehose live (Ctrl-C stops cleanly, cursor saved)
+  replay      --from SEQ [--to SEQ] [--idle-ms MS] [--relay URL] [--db PATH] [--plc URL] [--json]
+              replay a range into the mirror and exit
+  status      [--db PATH] [--json]     cursor, records per collection, repos per state, rejections
+  records     [--db PATH] [--collection NSID] [--did DID] [--include-hidden] [--json]
+  rejections  [--db PATH] [--did DID] [--reason CODE] [--json]
+
+Defaults: --relay wss://bsky.network  --db ./malfestio-mirror.db  --plc https://plc.directory
+          --collections org.stormlightlabs.malfestio.*
+Environment: MALFESTIO_RELAY, MALFESTIO_DB, MALFESTIO_PLC, MALFESTIO_COLLECTIONS, MALFESTIO_HANDLE_RESOLVER
+`
+
+const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
+  sync: syncCommand,
+  replay: replayCommand,
+  status: statusCommand,
+  records: recordsCommand,
+  rejections: rejectionsCommand,
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(USAGE)
+    return name ? 0 : 2
+  }
+  const command = COMMANDS[name]
+  if (!command) {
+    process.stderr.write(`malfestio-mirror: unknown command ${name}\n\n${USAGE}`)
+    return 2
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  try {
+    return await command(rest)
+  } catch (err) {
+    const e = err as Error
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      process.stderr.write(`malfestio-mirror ${name}: ${e.message}\n`)
+      return 2
+    }
+    if (err instanceof StoreOpenError || err instanceof MirrorFatalError || err instanceof SubscriptionFatalError) {
+      process.stderr.write(`malfestio-mirror ${name}: ${e.message}\n`)
+      return 1
+    }
+    process.stderr.write(`malfestio-mirror ${name}: unexpected error: ${e.stack ?? e.message}\n`)
+    return 1
+  }
+}

@@ -1,0 +1,71 @@
+/** Read-only commands over the mirror database: status, records, rejections. */
+import { openDb } from '../../src/store/db.ts'
+import { listRecords } from '../../src/store/records.ts'
+import { listRejections } from '../../src/store/rejections.ts'
+import { readStatus, type StatusReport } from '../../src/store/status.ts'
+import { COMMON, parse, pick } from '../args.ts'
+
+const out = (s: string) => process.stdout.write(s + '\n')
+
+export function statusCommand(argv: string[]): number {
+  const { values } = parse(argv, COMMON)
+  const db = openDb(pick(values.db, 'MALFESTIO_DB', './malfestio-mirror.db'), { mustExist: true })
+  try {
+    const report = readStatus(db)
+    out(values.json ? JSON.stringify(report) : formatStatus(report))
+  } finally {
+    db.close()
+  }
+  return 0
+}
+
+export function formatStatus(r: StatusReport): string {
+  const lines: string[] = []
+  const kv = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k}=${v}`).join('  ') || '(none)'
+  lines.push(`cursor       ${r.cursors.map((c) => `${c.service} @ ${c.seq} (${c.updatedAt})`).join('\n             ') || '(none yet)'}`)
+  lines.push(`records      ${r.records.total} (invalid ${r.records.invalid}, hidden ${r.records.hidden})`)
+  for (const [c, n] of Object.entries(r.records.byCollection)) lines.push(`  ${c.padEnd(45)} ${n}`)
+  lines.push(`versions     ${r.versions}   commits ${r.commits}   identities ${r.identities}`)
+  lines.push(`repos        ${r.repos.total}   by state: ${kv(r.repos.byState)}`)
+  lines.push(`             by account status: ${kv(r.repos.byStatus)}`)
+  lines.push(`rejections   ${r.rejections.total}   ${kv(r.rejections.byReason)}`)
+  if (r.info.length) lines.push(`stream info  ${r.info.map((i) => `${i.name}${i.message ? ` (${i.message})` : ''} at cursor ${i.cursor ?? '-'} ${i.at}`).join('\n             ')}`)
+  const c = r.counters
+  const pass = c['frames.passthrough'] ?? 0
+  lines.push(
+    `seen         commits verified ${c['commits.verified'] ?? 0}, stale ${c['commits.stale'] ?? 0}, duplicates ${c['frames.duplicate'] ?? 0}, out of scope ${pass}, resyncs ok ${c['resync.ok'] ?? 0} / failed ${c['resync.failed'] ?? 0}`,
+  )
+  return lines.join('\n')
+}
+
+export function recordsCommand(argv: string[]): number {
+  const { values } = parse(argv, { ...COMMON, collection: { type: 'string' }, did: { type: 'string' }, 'include-hidden': { type: 'boolean', default: false } })
+  const db = openDb(pick(values.db, 'MALFESTIO_DB', './malfestio-mirror.db'), { mustExist: true })
+  try {
+    const rows = listRecords(db, {
+      collection: values.collection as string | undefined,
+      did: values.did as string | undefined,
+      includeHidden: values['include-hidden'] as boolean,
+    })
+    for (const r of rows) {
+      out(values.json ? JSON.stringify(r) : `${r.uri}  ${r.cid}  rev ${r.rev}  ${r.valid ? 'valid' : `INVALID: ${r.invalidReason}`}`)
+    }
+    if (!values.json) process.stderr.write(`${rows.length} records\n`)
+  } finally {
+    db.close()
+  }
+  return 0
+}
+
+export function rejectionsCommand(argv: string[]): number {
+  const { values } = parse(argv, { ...COMMON, did: { type: 'string' }, reason: { type: 'string' } })
+  const db = openDb(pick(values.db, 'MALFESTIO_DB', './malfestio-mirror.db'), { mustExist: true })
+  try {
+    const rows = listRejections(db, { did: values.did as string | undefined, reason: values.reason as string | undefined })
+    for (const r of rows) out(values.json ? JSON.stringify(r) : `seq ${r.seq}  ${r.did}  ${r.reason}: ${r.message}`)
+    if (!values.json) process.stderr.write(`${rows.length} rejections\n`)
+  } finally {
+    db.close()
+  }
+  return 0
+}

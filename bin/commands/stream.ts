@@ -1,0 +1,83 @@
+/** `sync` and `replay`: run the mirror against a relay or PDS. */
+import { checkUrl, collectionMatcher, DEFAULTS, type MirrorConfig } from '../../src/mirror/config.ts'
+import { runMirror, type Progress } from '../../src/mirror/run.ts'
+import { COMMON, NETWORK, parse, pick, seqFlag, UsageError } from '../args.ts'
+
+function baseConfig(values: Record<string, unknown>): MirrorConfig {
+  const collections = pick(values.collections, 'MALFESTIO_COLLECTIONS', DEFAULTS.collections.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+  if (!collections.length) throw new UsageError('--collections is empty')
+  collectionMatcher(collections) // validates
+  const handleResolver = pick(values['handle-resolver'], 'MALFESTIO_HANDLE_RESOLVER')
+  return {
+    ...DEFAULTS,
+    service: checkUrl('--relay', pick(values.relay, 'MALFESTIO_RELAY', DEFAULTS.service), ['ws:', 'wss:', 'http:', 'https:']),
+    plcUrl: checkUrl('--plc', pick(values.plc, 'MALFESTIO_PLC', DEFAULTS.plcUrl), ['http:', 'https:']),
+    dbPath: pick(values.db, 'MALFESTIO_DB', DEFAULTS.dbPath),
+    collections,
+    handleResolverUrl: handleResolver ? checkUrl('--handle-resolver', handleResolver, ['http:', 'https:']) : undefined,
+    stallMs: values['stall-ms'] ? Number(seqFlag('stall-ms', values['stall-ms'] as string)) : DEFAULTS.stallMs,
+  }
+}
+
+function progressPrinter(json: boolean) {
+  const tty = process.stderr.isTTY
+  let lastPrinted = 0
+  return (p: Progress) => {
+    const s = p.stats
+    const conn =
+      p.connection.state === 'reconnecting'
+        ? `reconnecting in ${(p.connection.inMs / 1000).toFixed(1)} s (${p.connection.reason})`
+        : p.connection.state === 'stalled'
+          ? `stalled ${(p.connection.silentMs / 1000).toFixed(0)} s`
+          : p.connection.state
+    const line = `${conn} | ${p.eventsPerSec.toFixed(0)} ev/s | seq ${s.lastSeq ?? '-'} cursor ${s.cursor ?? '-'} | verified ${s.verified} rejected ${s.rejected} stale ${s.stale} out-of-scope ${s.passthrough} | resyncs ${s.resyncs} | in flight ${s.inFlight}`
+    if (tty && !json) process.stderr.write(`\r\x1b[2K${line}${p.done ? '\n' : ''}`)
+    else if (p.done || Date.now() - lastPrinted > 5000) {
+      lastPrinted = Date.now()
+      process.stderr.write(line + '\n')
+    }
+  }
+}
+
+async function run(config: MirrorConfig, json: boolean): Promise<number> {
+  const ac = new AbortController()
+  const onSignal = () => ac.abort()
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  try {
+    const result = await runMirror(config, { signal: ac.signal, onProgress: progressPrinter(json) })
+    if (json) process.stdout.write(JSON.stringify({ stoppedBy: result.stoppedBy, ...result.stats }) + '\n')
+    return 0
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+}
+
+export async function syncCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { ...COMMON, ...NETWORK, cursor: { type: 'string' }, 'stall-ms': { type: 'string' } })
+  const config = baseConfig(values)
+  config.cursor = seqFlag('cursor', values.cursor as string | undefined)
+  return run(config, values.json as boolean)
+}
+
+export async function replayCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    ...COMMON,
+    ...NETWORK,
+    from: { type: 'string' },
+    to: { type: 'string' },
+    'idle-ms': { type: 'string', default: '3000' },
+    'stall-ms': { type: 'string' },
+  })
+  if (values.from === undefined) throw new UsageError('replay needs --from SEQ')
+  const config = baseConfig(values)
+  config.cursor = seqFlag('from', values.from as string)
+  config.stopAtSeq = seqFlag('to', values.to as string | undefined)
+  config.idleMs = seqFlag('idle-ms', values['idle-ms'] as string)
+  if (config.stopAtSeq !== undefined && config.stopAtSeq <= config.cursor!) throw new UsageError('--to must be greater than --from')
+  return run(config, values.json as boolean)
+}

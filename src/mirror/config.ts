@@ -1,0 +1,99 @@
+/**
+ * Every knob of the mirror in one typed config; the CLI parses flags (and env vars) into it and
+ * nothing more.
+ */
+
+export interface MirrorConfig {
+  /** relay or PDS: ws(s):// or http(s):// */
+  service: string
+  dbPath: string
+  plcUrl: string
+  /** NSIDs or `prefix.*` */
+  collections: string[]
+  /** start after this seq instead of the stored cursor */
+  cursor?: number
+  /** stop once this seq has been processed (replay --to) */
+  stopAtSeq?: number
+  /** stop after this much silence once caught up (replay) */
+  idleMs?: number
+  /** events per SQLite transaction */
+  batchSize: number
+  /** longest a processed event waits before its batch is written */
+  batchMs: number
+  /** events in flight (verifying or queued) before the socket is paused */
+  maxInFlight: number
+  /** no frame for this long → reconnect */
+  stallMs: number
+  /** attempts to resolve a DID when the resolver is unavailable, before stopping */
+  identityRetries: number
+  /** minimum spacing between resync attempts of one repo */
+  resyncBackoffMs: number
+  /** handle resolution through a PDS's resolveHandle (tests, private networks) instead of DNS/HTTPS */
+  handleResolverUrl?: string
+}
+
+export const DEFAULTS = {
+  service: 'wss://bsky.network',
+  dbPath: './malfestio-mirror.db',
+  plcUrl: 'https://plc.directory',
+  collections: ['org.stormlightlabs.malfestio.*'],
+  batchSize: 500,
+  batchMs: 250,
+  maxInFlight: 2000,
+  stallMs: 60_000,
+  identityRetries: 6,
+  resyncBackoffMs: 30_000,
+} satisfies Partial<MirrorConfig>
+
+export const MALFESTIO_COLLECTIONS = [
+  'org.stormlightlabs.malfestio.deck',
+  'org.stormlightlabs.malfestio.card',
+  'org.stormlightlabs.malfestio.note',
+  'org.stormlightlabs.malfestio.collection',
+  'org.stormlightlabs.malfestio.source.article',
+  'org.stormlightlabs.malfestio.source.lecture',
+  'org.stormlightlabs.malfestio.thread.comment',
+]
+
+const NSID_RE = /^[a-zA-Z]([a-zA-Z0-9-]{0,62})?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})?)+$/
+
+export class ConfigError extends Error {
+  readonly code = 'bad-config'
+  constructor(message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+/** Builds the scope test from `nsid` and `prefix.*` patterns. */
+export function collectionMatcher(patterns: string[]): (collection: string) => boolean {
+  const exact = new Set<string>()
+  const prefixes: string[] = []
+  for (const p of patterns) {
+    const base = p.endsWith('.*') ? p.slice(0, -2) : p
+    if (!NSID_RE.test(base) && !(p.endsWith('.*') && /^[a-zA-Z][a-zA-Z0-9-]*$/.test(base))) {
+      throw new ConfigError(`--collections: ${p} is not an NSID or prefix.*`)
+    }
+    if (p.endsWith('.*')) prefixes.push(base + '.')
+    else exact.add(p)
+  }
+  return (c) => exact.has(c) || prefixes.some((p) => c.startsWith(p))
+}
+
+/** Checks a service URL and returns it normalised (no trailing slash). */
+export function checkUrl(flag: string, value: string, protocols: string[]): string {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new ConfigError(`${flag}: ${value} is not a URL`)
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(`${flag}: ${value} must use ${protocols.map((p) => p.replace(':', '')).join(' or ')}`)
+  }
+  if (url.search || url.hash || url.username || url.password) throw new ConfigError(`${flag}: ${value} must not carry a query, fragment or credentials`)
+  return url.toString().replace(/\/+$/, '')
+}
+
+/** http(s) base URL of a ws(s) or http(s) service (for XRPC queries such as getRepo). */
+export const httpBase = (service: string): string => service.replace(/^ws(s?):/, 'http$1:').replace(/\/+$/, '')

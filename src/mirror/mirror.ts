@@ -1,0 +1,590 @@
+/**
+ * The wiring: frames in (from a socket or a file), per-repo queues, verification, resync, and
+ * batched SQLite writes with the cursor that covers them. Reading this file shows the system.
+ *
+ * Order and durability: events of one repo run strictly in seq order on that repo's queue; repos
+ * run concurrently. The cursor written with a batch is the highest seq below which every event has
+ * finished, so a crash never skips an event; re-delivered events are no-ops (seq or rev ≤ stored).
+ */
+import { decode as decodeCbor } from '@atcute/cbor'
+import type { AccountEvent, CommitEvent, Frame, IdentityEvent, InfoEvent, RepoEvent, SyncEvent } from '../firehose/events.ts'
+import { eventDid } from '../firehose/events.ts'
+import { checkChain, type RepoHead } from '../verify/chain.ts'
+import { parseCommitBlock, verifyCommit, verifyCommitSignature, type VerifiedCommit } from '../verify/commit.ts'
+import { readVerifiedCar } from '../verify/car.ts'
+import { createIdentityResolver, IdentityError, pdsHandleResolver, type ResolvedIdentity } from '../verify/identity.ts'
+import { validateRecord } from '../verify/lexicon.ts'
+import { VerificationError, type ReasonCode } from '../verify/reasons.ts'
+import { verifyRepoSnapshot } from '../verify/repo.ts'
+import { bumpCounters } from '../store/counters.ts'
+import { advanceCursor, getCursor } from '../store/cursor.ts'
+import type { Db } from '../store/db.ts'
+import { getIdentity, putIdentity } from '../store/identities.ts'
+import { purgeRepo, writeCommit, writeSnapshot, type AcceptedOp, type RecordValue, type SnapshotDiff } from '../store/records.ts'
+import { addRejection } from '../store/rejections.ts'
+import { getRepo, setRepoAccount, setRepoHead, setRepoState, type RepoState } from '../store/repos.ts'
+import { addStreamInfo } from '../store/status.ts'
+import { collectionMatcher, httpBase, type MirrorConfig } from './config.ts'
+import { fetchRepoCar } from './fetch-repo.ts'
+
+/** In-memory view of a repo, ahead of the database by the writes still pending in the batch. */
+interface RepoMemo {
+  did: string
+  head: RepoHead | null
+  headCid: string | null
+  state: RepoState
+  active: boolean
+  status: string | null
+  /** highest seq of an #account / #identity applied (replays never roll these back) */
+  lastSeq: number
+  nextResyncAt: number
+  resyncFailures: number
+}
+
+export interface MirrorStats {
+  received: number
+  processed: number
+  verified: number
+  rejected: number
+  stale: number
+  duplicates: number
+  passthrough: number
+  unknown: number
+  resyncs: number
+  resyncFailures: number
+  held: number
+  inFlight: number
+  lastSeq: number | null
+  cursor: number | null
+}
+
+/** A fatal condition: the mirror cannot go on without losing or forging data. */
+export class MirrorFatalError extends Error {
+  readonly code: string
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'MirrorFatalError'
+    this.code = code
+  }
+}
+
+export interface Mirror {
+  /** Feeds one decoded frame; resolves when the mirror can take the next (backpressure). */
+  handleFrame(frame: Frame): Promise<void>
+  /** Waits for every queued event, then writes the last batch. */
+  drain(): Promise<void>
+  /** Resyncs one repo from upstream now (backfill, tests). */
+  resync(did: string, why: string): Promise<SnapshotDiff | null>
+  stats(): MirrorStats
+  /** The durable cursor (what a restart resumes from). */
+  cursor(): number | undefined
+  /** Where a reconnect should resume: every event up to here has finished in this run. */
+  position(): number | undefined
+  /** Highest seq handed in (for progress). */
+  readonly service: string
+  close(): Promise<void>
+}
+
+type Write = (db: Db) => void
+
+export function createMirror(db: Db, config: MirrorConfig): Mirror {
+  const service = config.service
+  const inScope = collectionMatcher(config.collections)
+  const resolver = createIdentityResolver({
+    plcUrl: config.plcUrl,
+    resolveHandle: config.handleResolverUrl ? pdsHandleResolver(config.handleResolverUrl) : undefined,
+  })
+  const upstreamHttp = httpBase(service)
+
+  const repos = new Map<string, RepoMemo>()
+  const tails = new Map<string, Promise<void>>()
+  const inflight = new Set<number>()
+  let pending: Write[] = []
+  const counters = new Map<string, number>()
+  let flushTimer: NodeJS.Timeout | null = null
+  let fatal: Error | null = null
+  let capacityWaiters: (() => void)[] = []
+
+  const stored = getCursor(db, service)
+  // the highest seq accepted into the pipeline: duplicates at or below it are dropped
+  let lastSeq = config.cursor ?? stored ?? -1
+  // the cursor the next flush may write: every event at or below it has finished
+  let safeSeq: number | null = null
+  let durable = stored
+
+  const st: MirrorStats = {
+    received: 0, processed: 0, verified: 0, rejected: 0, stale: 0, duplicates: 0, passthrough: 0, unknown: 0,
+    resyncs: 0, resyncFailures: 0, held: 0, inFlight: 0, lastSeq: null, cursor: stored ?? null,
+  }
+  const count = (name: string, n = 1) => counters.set(name, (counters.get(name) ?? 0) + n)
+
+  // ───────────── batches ─────────────
+
+  function flush(): void {
+    if (flushTimer) {
+      clearTimeout(flushTimer)
+      flushTimer = null
+    }
+    const writes = pending
+    pending = []
+    const seq = safeSeq
+    const deltas = new Map(counters)
+    counters.clear()
+    if (!writes.length && seq === null && !deltas.size) return
+    db.transaction(() => {
+      for (const w of writes) w(db)
+      if (seq !== null) advanceCursor(db, service, seq)
+      bumpCounters(db, deltas)
+    })()
+    if (seq !== null && (durable === undefined || seq > durable)) durable = seq
+    st.cursor = durable ?? null
+  }
+
+  function schedule(): void {
+    if (pending.length >= config.batchSize) flush()
+    else if (!flushTimer) flushTimer = setTimeout(() => safely(flush), config.batchMs)
+  }
+
+  const queueWrite = (w: Write) => {
+    pending.push(w)
+    schedule()
+  }
+
+  function safely(fn: () => void): void {
+    try {
+      fn()
+    } catch (err) {
+      fatal ??= new MirrorFatalError('store-failed', `writing to the database failed: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  function finishSeq(seq: number): void {
+    inflight.delete(seq)
+    st.processed++
+    // every seq below the smallest still in flight is done
+    let min = Infinity
+    for (const s of inflight) if (s < min) min = s
+    const candidate = min === Infinity ? lastSeq : min - 1
+    if (candidate >= 0 && (safeSeq === null || candidate > safeSeq)) safeSeq = candidate
+    schedule()
+    if (inflight.size < config.maxInFlight && capacityWaiters.length) {
+      const ws = capacityWaiters
+      capacityWaiters = []
+      for (const w of ws) w()
+    }
+  }
+
+  // ───────────── repo state ─────────────
+
+  function memo(did: string): RepoMemo | undefined {
+    let m = repos.get(did)
+    if (m) return m
+    const row = getRepo(db, did)
+    if (!row) return undefined
+    const id = getIdentity(db, did)
+    m = {
+      did,
+      head: row.rev && row.dataCid ? { rev: row.rev, dataCid: row.dataCid } : null,
+      headCid: row.headCid,
+      state: row.state === 'resyncing' ? 'desynchronized' : row.state,
+      active: row.active,
+      status: row.status,
+      lastSeq: Math.max(row.lastSeq ?? -1, id?.lastSeq ?? -1),
+      nextResyncAt: 0,
+      resyncFailures: 0,
+    }
+    repos.set(did, m)
+    return m
+  }
+
+  function track(did: string): RepoMemo {
+    const m: RepoMemo = {
+      did, head: null, headCid: null, state: 'desynchronized', active: true, status: null,
+      lastSeq: -1, nextResyncAt: 0, resyncFailures: 0,
+    }
+    repos.set(did, m)
+    queueWrite((d) => setRepoState(d, did, 'desynchronized', 'first sight'))
+    return m
+  }
+
+  function reject(evt: { seq: number; did: string; rev?: string }, reason: ReasonCode, message: string): void {
+    st.rejected++
+    count(`rejected.${reason}`)
+    queueWrite((d) => addRejection(d, { seq: evt.seq, did: evt.did, reason, message, rev: evt.rev ?? null }))
+  }
+
+  // ───────────── identity ─────────────
+
+  /** Resolves with retries while the resolver is unavailable; the repo's queue (and cursor) waits. */
+  async function identityOf(did: string, force: boolean, seq: number | null): Promise<ResolvedIdentity> {
+    let delay = 500
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const id = await resolver.resolve(did, { force })
+        count('identity.resolved')
+        const prev = getIdentity(db, did)
+        if (!prev || prev.signingKey !== id.signingKey || prev.pds !== (id.pds ?? null) || force) {
+          const handleVerified = id.handle ? await resolver.verifyHandle(did, id.handle).catch(() => false) : false
+          queueWrite((d) => putIdentity(d, { did, handle: id.handle ?? null, handleVerified, signingKey: id.signingKey, pds: id.pds ?? null, doc: id.doc }, seq))
+        }
+        return id
+      } catch (err) {
+        if (err instanceof IdentityError && err.code === 'resolver-unavailable' && attempt < config.identityRetries) {
+          count('identity.retries')
+          await sleep(delay)
+          delay = Math.min(delay * 2, 10_000)
+          continue
+        }
+        if (err instanceof IdentityError && err.code === 'resolver-unavailable') {
+          throw new MirrorFatalError('identity-unavailable', `cannot resolve ${did} after ${attempt} attempts: ${err.message}`, { cause: err })
+        }
+        throw err
+      }
+    }
+  }
+
+  // ───────────── events ─────────────
+
+  async function onCommit(evt: CommitEvent): Promise<void> {
+    const did = evt.repo
+    let m = memo(did)
+    if (!m) {
+      if (!evt.ops.some((op) => inScope(op.path.slice(0, op.path.indexOf('/'))))) {
+        st.passthrough++
+        count('frames.passthrough')
+        return
+      }
+      m = track(did)
+    }
+    if (!m.active) {
+      reject({ seq: evt.seq, did, rev: evt.rev }, 'repo-inactive', `account is ${m.status ?? 'inactive'}: commit not applied`)
+      return
+    }
+    if (m.head && evt.rev <= m.head.rev) {
+      st.stale++
+      count('commits.stale')
+      return
+    }
+    let id: ResolvedIdentity
+    try {
+      id = await identityOf(did, false, null)
+    } catch (err) {
+      if (err instanceof IdentityError) return reject({ seq: evt.seq, did, rev: evt.rev }, 'identity-unresolved', err.message)
+      throw err
+    }
+    let verified: VerifiedCommit
+    try {
+      verified = await verifyOnce(evt, id.signingKey)
+    } catch (err) {
+      if (!(err instanceof VerificationError)) throw err
+      if (err.reason !== 'bad-signature') return reject({ seq: evt.seq, did, rev: evt.rev }, err.reason, err.message)
+      // the key may have rotated: refresh the DID document once and retry
+      count('identity.forced-refresh')
+      try {
+        const fresh = await identityOf(did, true, evt.seq)
+        if (fresh.signingKey === id.signingKey) return reject({ seq: evt.seq, did, rev: evt.rev }, err.reason, err.message)
+        verified = await verifyOnce(evt, fresh.signingKey)
+      } catch (err2) {
+        if (err2 instanceof VerificationError) return reject({ seq: evt.seq, did, rev: evt.rev }, err2.reason, err2.message)
+        if (err2 instanceof IdentityError) return reject({ seq: evt.seq, did, rev: evt.rev }, 'identity-unresolved', err2.message)
+        throw err2
+      }
+    }
+    st.verified++
+    count('commits.verified')
+
+    if (m.state !== 'synchronized') {
+      // first sight or a known gap: a genesis commit starts the chain, anything else needs the repo
+      if (!m.head && evt.since === null) return applyCommit(m, verified)
+      await resyncNow(m, m.head ? 'desynchronized' : 'first sight')
+      if ((m.state as RepoState) !== 'synchronized') {
+        count('commits.skipped-desynchronized')
+        st.held++
+        return
+      }
+      if (m.head && evt.rev <= m.head.rev) {
+        st.stale++
+        count('commits.stale')
+        return
+      }
+    }
+    const verdict = checkChain(m.head, verified)
+    switch (verdict.kind) {
+      case 'stale':
+        st.stale++
+        count('commits.stale')
+        return
+      case 'future':
+        return reject({ seq: evt.seq, did, rev: evt.rev }, 'future-rev', verdict.message)
+      case 'break':
+        reject({ seq: evt.seq, did, rev: evt.rev }, 'chain-break', verdict.message)
+        markDesync(m, verdict.message)
+        await resyncNow(m, 'chain break')
+        return
+      case 'apply':
+        return applyCommit(m, verified)
+    }
+  }
+
+  async function verifyOnce(evt: CommitEvent, key: string): Promise<VerifiedCommit> {
+    return verifyCommit(evt, key, { inScope })
+  }
+
+  function applyCommit(m: RepoMemo, c: VerifiedCommit): void {
+    const ops: AcceptedOp[] = []
+    for (const op of c.ops) {
+      if (!inScope(op.collection)) continue
+      ops.push({
+        action: op.action,
+        collection: op.collection,
+        rkey: op.rkey,
+        cid: op.cid,
+        prev: op.prev,
+        proofPath: op.proofPath,
+        value: op.recordBytes ? recordValue(op.collection, op.recordBytes) : undefined,
+      })
+    }
+    m.head = { rev: c.rev, dataCid: c.commit.data }
+    m.headCid = c.cid
+    m.state = 'synchronized'
+    count('records.ops', ops.length)
+    queueWrite((d) => writeCommit(d, { commit: c, ops }))
+  }
+
+  function recordValue(collection: string, bytes: Uint8Array): RecordValue {
+    const value = decodeCbor(bytes)
+    const validity = validateRecord(collection, value)
+    return {
+      json: JSON.stringify(value),
+      cbor: bytes,
+      valid: validity.valid,
+      invalidReason: validity.valid ? null : validity.reason,
+    }
+  }
+
+  function markDesync(m: RepoMemo, why: string): void {
+    m.state = 'desynchronized'
+    queueWrite((d) => setRepoState(d, m.did, 'desynchronized', why))
+  }
+
+  // ───────────── resync ─────────────
+
+  async function resyncNow(m: RepoMemo, why: string): Promise<SnapshotDiff | null> {
+    const now = Date.now()
+    if (now < m.nextResyncAt) return null
+    st.resyncs++
+    count('resync.attempts')
+    try {
+      const id = await identityOf(m.did, false, null)
+      const car = await fetchRepoCar(m.did, [id.pds, upstreamHttp].filter((x): x is string => !!x))
+      let snap
+      try {
+        snap = await verifyRepoSnapshot(car, m.did, id.signingKey, inScope)
+      } catch (err) {
+        if (!(err instanceof VerificationError) || err.reason !== 'bad-signature') throw err
+        const fresh = await identityOf(m.did, true, null)
+        snap = await verifyRepoSnapshot(car, m.did, fresh.signingKey, inScope)
+      }
+      if (m.head && snap.commit.rev < m.head.rev) {
+        throw new Error(`upstream repo rev ${snap.commit.rev} is older than the mirror's ${m.head.rev}`)
+      }
+      const records = snap.records.map((r) => ({
+        action: 'create' as const,
+        collection: r.collection,
+        rkey: r.rkey,
+        cid: r.cid,
+        prev: null,
+        proofPath: r.proofPath,
+        value: recordValue(r.collection, r.bytes),
+      }))
+      flush() // the snapshot diff reads the records table: write what is pending first
+      let diff!: SnapshotDiff
+      db.transaction(() => {
+        diff = writeSnapshot(
+          db,
+          { did: m.did, rev: snap.commit.rev, commitCid: snap.commitCid, dataCid: snap.commit.data, sig: snap.commit.sig, signingKey: snap.signingKey, blocks: snap.proofBlocks, records },
+          inScope,
+        )
+        setRepoState(db, m.did, 'synchronized', `resynced (${why})`)
+      })()
+      m.head = { rev: snap.commit.rev, dataCid: snap.commit.data }
+      m.headCid = snap.commitCid
+      m.state = 'synchronized'
+      m.resyncFailures = 0
+      m.nextResyncAt = 0
+      count('resync.ok')
+      return diff
+    } catch (err) {
+      if (err instanceof MirrorFatalError) throw err
+      st.resyncFailures++
+      m.resyncFailures++
+      m.nextResyncAt = now + Math.min(config.resyncBackoffMs * 2 ** (m.resyncFailures - 1), 3_600_000)
+      count('resync.failed')
+      const message = `resync failed (${why}): ${(err as Error).message}`
+      m.state = 'desynchronized'
+      queueWrite((d) => setRepoState(d, m.did, 'desynchronized', message))
+      return null
+    }
+  }
+
+  // ───────────── other events ─────────────
+
+  async function onIdentity(evt: IdentityEvent): Promise<void> {
+    const m = memo(evt.did)
+    if (!m) return void count('identity.passthrough')
+    if (evt.seq <= m.lastSeq) return void count('identity.stale')
+    m.lastSeq = evt.seq
+    try {
+      await identityOf(evt.did, true, evt.seq)
+    } catch (err) {
+      if (err instanceof IdentityError) return reject({ seq: evt.seq, did: evt.did }, 'identity-unresolved', err.message)
+      throw err
+    }
+  }
+
+  async function onAccount(evt: AccountEvent): Promise<void> {
+    const m = memo(evt.did)
+    if (!m) return void count('account.passthrough')
+    if (evt.seq <= m.lastSeq) return void count('account.stale')
+    m.lastSeq = evt.seq
+    m.active = evt.active
+    m.status = evt.active ? null : (evt.status ?? 'inactive')
+    const status = m.status
+    queueWrite((d) => setRepoAccount(d, evt.did, evt.active, status, evt.seq))
+    if (!evt.active && evt.status === 'deleted') {
+      count('account.purged')
+      queueWrite((d) => purgeRepo(d, evt.did))
+    }
+  }
+
+  async function onSync(evt: SyncEvent): Promise<void> {
+    const m = memo(evt.did)
+    if (!m) return void count('sync.passthrough')
+    const ref = { seq: evt.seq, did: evt.did, rev: evt.rev }
+    let commit
+    try {
+      const car = readVerifiedCar(evt.blocks)
+      const root = car.roots[0]
+      const bytes = root ? car.blocks.get(root) : undefined
+      if (!root || !bytes) throw new VerificationError('car-invalid', '#sync CAR has no commit block at its root')
+      commit = parseCommitBlock(bytes)
+      if (commit.did !== evt.did || commit.rev !== evt.rev) throw new VerificationError('commit-mismatch', '#sync commit did/rev differ from the event')
+      let id = await identityOf(evt.did, false, null)
+      try {
+        verifyCommitSignature(bytes, id.signingKey)
+      } catch (err) {
+        if (!(err instanceof VerificationError) || err.reason !== 'bad-signature') throw err
+        id = await identityOf(evt.did, true, evt.seq)
+        verifyCommitSignature(bytes, id.signingKey)
+      }
+      if (m.head && evt.rev <= m.head.rev) return void count('sync.stale')
+      if (m.head && commit.data === m.head.dataCid) {
+        m.head = { rev: evt.rev, dataCid: commit.data }
+        m.headCid = root
+        const head = { rev: evt.rev, dataCid: commit.data, headCid: root, seq: evt.seq }
+        queueWrite((d) => setRepoHead(d, evt.did, head))
+        return void count('sync.advanced')
+      }
+    } catch (err) {
+      if (err instanceof VerificationError) return reject(ref, err.reason, err.message)
+      if (err instanceof IdentityError) return reject(ref, 'identity-unresolved', err.message)
+      throw err
+    }
+    markDesync(m, `#sync to rev ${evt.rev}`)
+    await resyncNow(m, '#sync')
+  }
+
+  function onInfo(evt: InfoEvent): void {
+    count(`info.${evt.name}`)
+    const at = lastSeq >= 0 ? lastSeq : null
+    queueWrite((d) => addStreamInfo(d, evt.name, evt.message ?? null, at))
+  }
+
+  async function runEvent(evt: RepoEvent): Promise<void> {
+    switch (evt.type) {
+      case 'commit':
+        return onCommit(evt)
+      case 'identity':
+        return onIdentity(evt)
+      case 'account':
+        return onAccount(evt)
+      case 'sync':
+        return onSync(evt)
+    }
+  }
+
+  // ───────────── intake ─────────────
+
+  function enqueue(evt: RepoEvent): void {
+    const did = eventDid(evt)
+    inflight.add(evt.seq)
+    st.inFlight = inflight.size
+    const prev = tails.get(did) ?? Promise.resolve()
+    const next = prev
+      .then(() => (fatal ? undefined : runEvent(evt)))
+      .catch((err) => {
+        fatal ??= err instanceof MirrorFatalError ? err : new MirrorFatalError('internal', `event ${evt.seq} of ${did}: ${(err as Error).stack ?? err}`, { cause: err })
+      })
+      .finally(() => {
+        finishSeq(evt.seq)
+        st.inFlight = inflight.size
+        if (tails.get(did) === next) tails.delete(did)
+      })
+    tails.set(did, next)
+  }
+
+  async function handleFrame(frame: Frame): Promise<void> {
+    if (fatal) throw fatal
+    st.received++
+    if (frame.kind === 'error') {
+      count(`errors.${frame.error}`)
+      return
+    }
+    if (frame.kind === 'unknown') {
+      st.unknown++
+      count('frames.unknown')
+      return
+    }
+    const evt = frame.event
+    count(`events.${evt.type}`)
+    if (evt.type === 'info') return onInfo(evt)
+    if (evt.seq <= lastSeq) {
+      st.duplicates++
+      count('frames.duplicate')
+      return
+    }
+    lastSeq = evt.seq
+    st.lastSeq = evt.seq
+    enqueue(evt)
+    if (inflight.size >= config.maxInFlight) await new Promise<void>((r) => capacityWaiters.push(r))
+    if (fatal) throw fatal
+  }
+
+  async function drain(): Promise<void> {
+    while (tails.size) await Promise.all([...tails.values()])
+    if (inflight.size === 0 && lastSeq >= 0 && (safeSeq === null || lastSeq > safeSeq)) safeSeq = lastSeq
+    flush()
+    if (fatal) throw fatal
+  }
+
+  return {
+    service,
+    handleFrame,
+    drain,
+    async resync(did, why) {
+      const m = memo(did) ?? track(did)
+      const diff = await resyncNow(m, why)
+      flush()
+      return diff
+    },
+    stats: () => ({ ...st }),
+    cursor: () => durable,
+    position: () => safeSeq ?? config.cursor ?? stored,
+    async close() {
+      await drain().catch(() => undefined)
+      if (flushTimer) clearTimeout(flushTimer)
+    },
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

@@ -1,0 +1,78 @@
+/**
+ * Opening the mirror database: SQLite tuned once here (WAL, synchronous=NORMAL, busy_timeout),
+ * migrations applied, the file created owner-only.
+ */
+import { closeSync, existsSync, openSync } from 'node:fs'
+import { dirname } from 'node:path'
+import Database from 'better-sqlite3'
+import { MIGRATIONS } from './schema.ts'
+
+export type Db = Database.Database
+
+export class StoreOpenError extends Error {
+  readonly code = 'db-open'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'StoreOpenError'
+  }
+}
+
+export interface OpenOptions {
+  readonly?: boolean
+  /** fail when the file does not exist (read-only commands) */
+  mustExist?: boolean
+}
+
+/**
+ * Opens (creating when allowed) the database at `path` and brings its schema up to date.
+ * @throws {StoreOpenError} with a one-line reason (missing file, unwritable folder, not a database)
+ */
+export function openDb(path: string, opts: OpenOptions = {}): Db {
+  const memory = path === ':memory:'
+  if (!memory && !existsSync(path)) {
+    if (opts.mustExist || opts.readonly) throw new StoreOpenError(`no mirror database at ${path} (run sync or replay first)`)
+    try {
+      // created by us with owner-only permissions before SQLite opens it
+      closeSync(openSync(path, 'wx', 0o600))
+    } catch (err) {
+      throw new StoreOpenError(`cannot create database ${path}: ${(err as Error).message} (is ${dirname(path)} writable?)`, { cause: err })
+    }
+  }
+  let db: Db
+  try {
+    db = new Database(path, { readonly: !!opts.readonly, fileMustExist: !memory })
+    db.pragma('busy_timeout = 5000')
+    if (!opts.readonly) {
+      db.pragma('journal_mode = WAL')
+      db.pragma('synchronous = NORMAL')
+      migrate(db)
+    } else {
+      checkVersion(db)
+    }
+  } catch (err) {
+    if (err instanceof StoreOpenError) throw err
+    throw new StoreOpenError(`cannot open database ${path}: ${(err as Error).message}`, { cause: err })
+  }
+  return db
+}
+
+function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number
+  if (current > MIGRATIONS.length) {
+    throw new StoreOpenError(`database schema v${current} is newer than this program (v${MIGRATIONS.length})`)
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v])
+      db.pragma(`user_version = ${v + 1}`)
+    })()
+  }
+}
+
+function checkVersion(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number
+  if (current === 0) throw new StoreOpenError('not a malfestio-mirror database (no schema)')
+  if (current > MIGRATIONS.length) throw new StoreOpenError(`database schema v${current} is newer than this program`)
+}
+
+export const nowIso = (): string => new Date().toISOString()

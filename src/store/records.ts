@@ -1,0 +1,225 @@
+/**
+ * Record writes and reads. Writes take only proven inputs: an `AcceptedCommit` wraps a
+ * `VerifiedCommit` from verify/commit.ts, a `VerifiedSnapshot` a whole repo proven by resync.
+ */
+import type { VerifiedCommit } from '../verify/commit.ts'
+import { nowIso, type Db } from './db.ts'
+import { setRepoHead } from './repos.ts'
+
+/** A record body decoded and checked against its lexicon (invalid ones are kept, flagged). */
+export interface RecordValue {
+  json: string
+  cbor: Uint8Array
+  valid: boolean
+  invalidReason: string | null
+}
+
+export interface AcceptedOp {
+  action: 'create' | 'update' | 'delete'
+  collection: string
+  rkey: string
+  cid: string | null
+  prev: string | null
+  proofPath: string[]
+  value?: RecordValue
+}
+
+/** A verified commit and the in-scope record changes it proves. */
+export interface AcceptedCommit {
+  commit: VerifiedCommit
+  ops: AcceptedOp[]
+}
+
+export const recordUri = (did: string, collection: string, rkey: string): string => `at://${did}/${collection}/${rkey}`
+
+function putBlocks(db: Db, did: string, blocks: Iterable<[string, Uint8Array]>): void {
+  const stmt = db.prepare('INSERT OR IGNORE INTO blocks (did, cid, bytes) VALUES (?, ?, ?)')
+  for (const [cid, bytes] of blocks) stmt.run(did, cid, bytes)
+}
+
+function putRecord(db: Db, did: string, op: AcceptedOp, rev: string, seq: number | null): void {
+  const v = op.value!
+  db.prepare(
+    `INSERT INTO records (uri, did, collection, rkey, cid, rev, seq, value_json, value_cbor, valid, invalid_reason, indexed_at)
+     VALUES (@uri, @did, @collection, @rkey, @cid, @rev, @seq, @json, @cbor, @valid, @reason, @now)
+     ON CONFLICT (uri) DO UPDATE SET cid = @cid, rev = @rev, seq = @seq, value_json = @json, value_cbor = @cbor,
+       valid = @valid, invalid_reason = @reason, indexed_at = @now`,
+  ).run({
+    uri: recordUri(did, op.collection, op.rkey),
+    did,
+    collection: op.collection,
+    rkey: op.rkey,
+    cid: op.cid,
+    rev,
+    seq,
+    json: v.json,
+    cbor: v.cbor,
+    valid: v.valid ? 1 : 0,
+    reason: v.invalidReason,
+    now: nowIso(),
+  })
+}
+
+function putVersion(
+  db: Db,
+  did: string,
+  op: AcceptedOp,
+  action: string,
+  c: { rev: string; cid: string; seq: number | null; time: string | null; signingKey: string },
+): void {
+  const proof = [c.cid, ...op.proofPath, ...(op.cid ? [op.cid] : [])]
+  db.prepare(
+    `INSERT OR IGNORE INTO record_versions
+       (uri, did, collection, rkey, action, cid, prev_cid, rev, commit_cid, seq, time, signing_key, proof_cids)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  ).run(
+    recordUri(did, op.collection, op.rkey),
+    did,
+    op.collection,
+    op.rkey,
+    action,
+    op.cid,
+    op.prev,
+    c.rev,
+    c.cid,
+    c.seq,
+    c.time,
+    c.signingKey,
+    JSON.stringify(proof),
+  )
+}
+
+/**
+ * Applies a verified commit: the commit row, its proof blocks (commit, MST nodes, in-scope records),
+ * the record changes with their versions, and the repo head. Call inside the batch transaction.
+ */
+export function writeCommit(db: Db, accepted: AcceptedCommit): void {
+  const c = accepted.commit
+  db.prepare(
+    `INSERT OR IGNORE INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'firehose')`,
+  ).run(c.did, c.rev, c.cid, c.commit.data, c.since, c.seq, c.time, c.signingKey, c.commit.sig)
+  // keep every block but the records of out-of-scope ops: MST nodes keep current proofs reconstructible
+  const keep = new Set(accepted.ops.map((o) => o.cid).filter((x): x is string => !!x))
+  const skip = new Set(c.ops.map((o) => o.cid).filter((x): x is string => !!x && !keep.has(x)))
+  putBlocks(db, c.did, [...c.blocks].filter(([cid]) => !skip.has(cid)))
+  const meta = { rev: c.rev, cid: c.cid, seq: c.seq, time: c.time, signingKey: c.signingKey }
+  for (const op of accepted.ops) {
+    if (op.action === 'delete') {
+      db.prepare('DELETE FROM records WHERE uri = ?').run(recordUri(c.did, op.collection, op.rkey))
+    } else {
+      putRecord(db, c.did, op, c.rev, c.seq)
+    }
+    putVersion(db, c.did, op, op.action, meta)
+  }
+  setRepoHead(db, c.did, { rev: c.rev, dataCid: c.commit.data, headCid: c.cid, seq: c.seq })
+}
+
+/** A whole repo proven by resync: its signed head and every in-scope record with its proof path. */
+export interface VerifiedSnapshot {
+  did: string
+  rev: string
+  commitCid: string
+  dataCid: string
+  sig: Uint8Array
+  signingKey: string
+  /** blocks to keep: commit, MST nodes on in-scope paths, in-scope records */
+  blocks: Map<string, Uint8Array>
+  records: (AcceptedOp & { action: 'create' })[]
+}
+
+export interface SnapshotDiff {
+  created: number
+  updated: number
+  deleted: number
+  unchanged: number
+}
+
+/** Replaces the mirror's view of one repo with a verified snapshot (create / update / delete). */
+export function writeSnapshot(db: Db, snap: VerifiedSnapshot, inScope: (collection: string) => boolean): SnapshotDiff {
+  const diff: SnapshotDiff = { created: 0, updated: 0, deleted: 0, unchanged: 0 }
+  const existing = new Map(
+    (db.prepare('SELECT uri, cid, collection, rkey FROM records WHERE did = ?').all(snap.did) as {
+      uri: string
+      cid: string
+      collection: string
+      rkey: string
+    }[]).map((r) => [r.uri, r]),
+  )
+  db.prepare(
+    `INSERT OR IGNORE INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source)
+     VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, ?, 'resync')`,
+  ).run(snap.did, snap.rev, snap.commitCid, snap.dataCid, snap.signingKey, snap.sig)
+  putBlocks(db, snap.did, snap.blocks)
+  const meta = { rev: snap.rev, cid: snap.commitCid, seq: null, time: null, signingKey: snap.signingKey }
+  for (const op of snap.records) {
+    const uri = recordUri(snap.did, op.collection, op.rkey)
+    const old = existing.get(uri)
+    existing.delete(uri)
+    if (old?.cid === op.cid) {
+      diff.unchanged++
+      continue
+    }
+    putRecord(db, snap.did, op, snap.rev, null)
+    putVersion(db, snap.did, { ...op, prev: old?.cid ?? null }, old ? 'update' : 'create', meta)
+    if (old) diff.updated++
+    else diff.created++
+  }
+  for (const old of existing.values()) {
+    if (!inScope(old.collection)) continue
+    db.prepare('DELETE FROM records WHERE uri = ?').run(old.uri)
+    putVersion(db, snap.did, { action: 'delete', collection: old.collection, rkey: old.rkey, cid: null, prev: old.cid, proofPath: [] }, 'delete', meta)
+    diff.deleted++
+  }
+  setRepoHead(db, snap.did, { rev: snap.rev, dataCid: snap.dataCid, headCid: snap.commitCid })
+  return diff
+}
+
+/** Deletes a repo's records and proof blocks (account deleted); versions stay as history. */
+export function purgeRepo(db: Db, did: string): number {
+  const n = db.prepare('DELETE FROM records WHERE did = ?').run(did).changes
+  db.prepare('DELETE FROM blocks WHERE did = ?').run(did)
+  return n
+}
+
+export interface RecordRow {
+  uri: string
+  did: string
+  collection: string
+  rkey: string
+  cid: string
+  rev: string
+  valid: boolean
+  invalidReason: string | null
+  value: unknown
+}
+
+export interface RecordFilter {
+  did?: string
+  collection?: string
+  /** include records of inactive repos (hidden by default) */
+  includeHidden?: boolean
+  limit?: number
+  /** rkey to start after (pagination, with did + collection) */
+  after?: string
+}
+
+export function listRecords(db: Db, f: RecordFilter = {}): RecordRow[] {
+  const rows = db
+    .prepare(
+      `SELECT r.uri, r.did, r.collection, r.rkey, r.cid, r.rev, r.valid, r.invalid_reason AS invalidReason, r.value_json AS json
+       FROM records r LEFT JOIN repos p ON p.did = r.did
+       WHERE (@did IS NULL OR r.did = @did) AND (@collection IS NULL OR r.collection = @collection)
+         AND (@hidden = 1 OR COALESCE(p.active, 1) = 1)
+         AND (@after IS NULL OR r.rkey > @after)
+       ORDER BY r.did, r.collection, r.rkey LIMIT @limit`,
+    )
+    .all({
+      did: f.did ?? null,
+      collection: f.collection ?? null,
+      hidden: f.includeHidden ? 1 : 0,
+      after: f.after ?? null,
+      limit: f.limit ?? -1,
+    }) as (Omit<RecordRow, 'value' | 'valid'> & { json: string; valid: number })[]
+  return rows.map(({ json, valid, ...r }) => ({ ...r, valid: valid === 1, value: JSON.parse(json) }))
+}

@@ -1,0 +1,51 @@
+/** The summary `status` prints: cursor, records per collection, repos per state, rejections per reason. */
+import { readCounters } from './counters.ts'
+import { listCursors } from './cursor.ts'
+import type { Db } from './db.ts'
+
+export interface StatusReport {
+  cursors: { service: string; seq: number; updatedAt: string }[]
+  records: { total: number; invalid: number; hidden: number; byCollection: Record<string, number> }
+  repos: { total: number; byState: Record<string, number>; byStatus: Record<string, number> }
+  rejections: { total: number; byReason: Record<string, number> }
+  versions: number
+  commits: number
+  identities: number
+  info: { name: string; message: string | null; cursor: number | null; at: string }[]
+  counters: Record<string, number>
+}
+
+const grouped = (db: Db, sql: string): Record<string, number> =>
+  Object.fromEntries((db.prepare(sql).all() as { k: string; n: number }[]).map((r) => [r.k, r.n]))
+
+const count = (db: Db, sql: string): number => (db.prepare(sql).get() as { n: number }).n
+
+export function readStatus(db: Db): StatusReport {
+  const byCollection = grouped(db, 'SELECT collection AS k, COUNT(*) AS n FROM records GROUP BY collection ORDER BY collection')
+  const byState = grouped(db, 'SELECT state AS k, COUNT(*) AS n FROM repos GROUP BY state')
+  const byStatus = grouped(
+    db,
+    `SELECT CASE WHEN active = 1 THEN 'active' ELSE COALESCE(status, 'inactive') END AS k, COUNT(*) AS n FROM repos GROUP BY k`,
+  )
+  const byReason = grouped(db, 'SELECT reason AS k, COUNT(*) AS n FROM rejections GROUP BY reason ORDER BY reason')
+  return {
+    cursors: listCursors(db),
+    records: {
+      total: Object.values(byCollection).reduce((a, b) => a + b, 0),
+      invalid: count(db, 'SELECT COUNT(*) AS n FROM records WHERE valid = 0'),
+      hidden: count(db, 'SELECT COUNT(*) AS n FROM records r JOIN repos p ON p.did = r.did WHERE p.active = 0'),
+      byCollection,
+    },
+    repos: { total: count(db, 'SELECT COUNT(*) AS n FROM repos'), byState, byStatus },
+    rejections: { total: Object.values(byReason).reduce((a, b) => a + b, 0), byReason },
+    versions: count(db, 'SELECT COUNT(*) AS n FROM record_versions'),
+    commits: count(db, 'SELECT COUNT(*) AS n FROM commits'),
+    identities: count(db, 'SELECT COUNT(*) AS n FROM identities'),
+    info: db.prepare('SELECT name, message, cursor, at FROM stream_info ORDER BY id DESC LIMIT 10').all() as never,
+    counters: readCounters(db),
+  }
+}
+
+export function addStreamInfo(db: Db, name: string, message: string | null, cursor: number | null): void {
+  db.prepare('INSERT INTO stream_info (name, message, cursor, at) VALUES (?, ?, ?, ?)').run(name, message, cursor, new Date().toISOString())
+}

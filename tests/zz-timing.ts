@@ -1,0 +1,10 @@
+import { startDevnet, createAccounts, writeRecord, MALFESTIO_NSIDS, sampleMalfestio } from '/work/main/tests/helpers/devnet.ts'
+let t = performance.now()
+const net = await startDevnet()
+console.log('start', Math.round(performance.now() - t)); t = performance.now()
+const accs = await createAccounts(net, 5, 'tm')
+console.log('5 accounts', Math.round(performance.now() - t)); t = performance.now()
+for (let i = 0; i < 50; i++) await writeRecord(net, accs[0]!.did, MALFESTIO_NSIDS.note, sampleMalfestio.note())
+console.log('50 writes', Math.round(performance.now() - t)); t = performance.now()
+await net.close()
+console.log('close', Math.round(performance.now() - t))
