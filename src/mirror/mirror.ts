@@ -12,6 +12,7 @@ import { eventDid } from '../firehose/events.ts'
 import { checkChain, type RepoHead } from '../verify/chain.ts'
 import { parseCommitBlock, verifyCommit, verifyCommitSignature, type VerifiedCommit } from '../verify/commit.ts'
 import { readVerifiedCar } from '../verify/car.ts'
+import { emptyTreeRoot } from '../verify/mst.ts'
 import { createIdentityResolver, IdentityError, pdsHandleResolver, type ResolvedIdentity } from '../verify/identity.ts'
 import { validateRecord } from '../verify/lexicon.ts'
 import { VerificationError, type ReasonCode } from '../verify/reasons.ts'
@@ -20,7 +21,7 @@ import { bumpCounters } from '../store/counters.ts'
 import { advanceCursor, getCursor } from '../store/cursor.ts'
 import type { Db } from '../store/db.ts'
 import { getIdentity, putIdentity } from '../store/identities.ts'
-import { purgeRepo, writeCommit, writeSnapshot, type AcceptedOp, type RecordValue, type SnapshotDiff } from '../store/records.ts'
+import { purgeRepo, writeCommit, writeHistory, writeSnapshot, type AcceptedOp, type RecordValue, type SnapshotDiff } from '../store/records.ts'
 import { addRejection } from '../store/rejections.ts'
 import { getRepo, setRepoAccount, setRepoHead, setRepoState, type RepoState } from '../store/repos.ts'
 import { addStreamInfo } from '../store/status.ts'
@@ -260,11 +261,6 @@ export function createMirror(db: Db, config: MirrorConfig): Mirror {
       reject({ seq: evt.seq, did, rev: evt.rev }, 'repo-inactive', `account is ${m.status ?? 'inactive'}: commit not applied`)
       return
     }
-    if (m.head && evt.rev <= m.head.rev) {
-      st.stale++
-      count('commits.stale')
-      return
-    }
     let id: ResolvedIdentity
     try {
       id = await identityOf(did, false, null)
@@ -295,42 +291,46 @@ export function createMirror(db: Db, config: MirrorConfig): Mirror {
 
     if (m.state !== 'synchronized') {
       // first sight or a known gap: a genesis commit starts the chain, anything else needs the repo
-      if (!m.head && evt.since === null) return applyCommit(m, verified)
+      if (!m.head && evt.since === null && (await chainStartsHere(verified))) return applyCommit(m, verified)
       await resyncNow(m, m.head ? 'desynchronized' : 'first sight')
-      if ((m.state as RepoState) !== 'synchronized') {
+    }
+    for (let attempt = 0; ; attempt++) {
+      if (m.state !== 'synchronized') {
+        // cannot be placed in the chain until a resync succeeds; still proven, so its history is kept
         count('commits.skipped-desynchronized')
         st.held++
-        return
+        return keepHistory(verified)
       }
-      if (m.head && evt.rev <= m.head.rev) {
-        st.stale++
-        count('commits.stale')
-        return
+      const verdict = checkChain(m.head, verified)
+      switch (verdict.kind) {
+        case 'stale':
+          // older than the head (a replay, or covered by a resync): proven, so keep its history
+          st.stale++
+          count('commits.stale')
+          return keepHistory(verified)
+        case 'future':
+          return reject({ seq: evt.seq, did, rev: evt.rev }, 'future-rev', verdict.message)
+        case 'apply':
+          return applyCommit(m, verified)
+        case 'break':
+          if (attempt > 0) return keepHistory(verified)
+          reject({ seq: evt.seq, did, rev: evt.rev }, 'chain-break', verdict.message)
+          markDesync(m, verdict.message)
+          await resyncNow(m, 'chain break')
       }
     }
-    const verdict = checkChain(m.head, verified)
-    switch (verdict.kind) {
-      case 'stale':
-        st.stale++
-        count('commits.stale')
-        return
-      case 'future':
-        return reject({ seq: evt.seq, did, rev: evt.rev }, 'future-rev', verdict.message)
-      case 'break':
-        reject({ seq: evt.seq, did, rev: evt.rev }, 'chain-break', verdict.message)
-        markDesync(m, verdict.message)
-        await resyncNow(m, 'chain break')
-        return
-      case 'apply':
-        return applyCommit(m, verified)
-    }
+  }
+
+  /** A genesis commit (since null) inverts to the empty tree: the chain starts here, nothing is missed. */
+  async function chainStartsHere(c: VerifiedCommit): Promise<boolean> {
+    return c.since === null && (c.prevData === null || c.prevData === (await emptyTreeRoot()))
   }
 
   async function verifyOnce(evt: CommitEvent, key: string): Promise<VerifiedCommit> {
     return verifyCommit(evt, key, { inScope })
   }
 
-  function applyCommit(m: RepoMemo, c: VerifiedCommit): void {
+  function acceptedOps(c: VerifiedCommit): AcceptedOp[] {
     const ops: AcceptedOp[] = []
     for (const op of c.ops) {
       if (!inScope(op.collection)) continue
@@ -344,6 +344,16 @@ export function createMirror(db: Db, config: MirrorConfig): Mirror {
         value: op.recordBytes ? recordValue(op.collection, op.recordBytes) : undefined,
       })
     }
+    return ops
+  }
+
+  function keepHistory(c: VerifiedCommit): void {
+    const ops = acceptedOps(c)
+    if (ops.length) queueWrite((d) => writeHistory(d, { commit: c, ops }))
+  }
+
+  function applyCommit(m: RepoMemo, c: VerifiedCommit): void {
+    const ops = acceptedOps(c)
     m.head = { rev: c.rev, dataCid: c.commit.data }
     m.headCid = c.cid
     m.state = 'synchronized'

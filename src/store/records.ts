@@ -90,10 +90,10 @@ function putVersion(
 }
 
 /**
- * Applies a verified commit: the commit row, its proof blocks (commit, MST nodes, in-scope records),
- * the record changes with their versions, and the repo head. Call inside the batch transaction.
+ * Keeps the proof of a verified commit without changing current state: the commit row, its blocks
+ * (commit, MST nodes, in-scope records) and a version row per in-scope op. Idempotent.
  */
-export function writeCommit(db: Db, accepted: AcceptedCommit): void {
+export function writeHistory(db: Db, accepted: AcceptedCommit): void {
   const c = accepted.commit
   db.prepare(
     `INSERT OR IGNORE INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source)
@@ -104,13 +104,19 @@ export function writeCommit(db: Db, accepted: AcceptedCommit): void {
   const skip = new Set(c.ops.map((o) => o.cid).filter((x): x is string => !!x && !keep.has(x)))
   putBlocks(db, c.did, [...c.blocks].filter(([cid]) => !skip.has(cid)))
   const meta = { rev: c.rev, cid: c.cid, seq: c.seq, time: c.time, signingKey: c.signingKey }
+  for (const op of accepted.ops) putVersion(db, c.did, op, op.action, meta)
+}
+
+/**
+ * Applies a verified commit that follows the stored head: its history (above), the record changes,
+ * and the new repo head. Call inside the batch transaction.
+ */
+export function writeCommit(db: Db, accepted: AcceptedCommit): void {
+  const c = accepted.commit
+  writeHistory(db, accepted)
   for (const op of accepted.ops) {
-    if (op.action === 'delete') {
-      db.prepare('DELETE FROM records WHERE uri = ?').run(recordUri(c.did, op.collection, op.rkey))
-    } else {
-      putRecord(db, c.did, op, c.rev, c.seq)
-    }
-    putVersion(db, c.did, op, op.action, meta)
+    if (op.action === 'delete') db.prepare('DELETE FROM records WHERE uri = ?').run(recordUri(c.did, op.collection, op.rkey))
+    else putRecord(db, c.did, op, c.rev, c.seq)
   }
   setRepoHead(db, c.did, { rev: c.rev, dataCid: c.commit.data, headCid: c.cid, seq: c.seq })
 }

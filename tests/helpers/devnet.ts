@@ -68,10 +68,13 @@ export const seedClientOf = (net: Net): SeedClient => {
   return sc
 }
 
+// TMPDIR swaps are process-wide: serialize them between concurrent startDevnet calls.
+let tmpdirLock: Promise<unknown> = Promise.resolve()
+
 export const startDevnet = async (opts: DevnetOptions = {}): Promise<Devnet> => {
-  // A private folder under the system tmpdir. We give the PDS explicit locations inside it rather than
-  // swapping process.env.TMPDIR (dev-env would otherwise put its data folder straight in os.tmpdir()
-  // and never delete it); a process-wide TMPDIR swap would leak into concurrent code in the worker.
+  // A private folder under the system tmpdir, removed by close(). The PDS gets explicit locations
+  // inside it, and TMPDIR points at it while dev-env starts: TestPds.create mkdirs a default data
+  // folder in os.tmpdir() even when one is configured, and never removes it.
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'malfestio-devnet-'))
   const dataDirectory = path.join(dir, 'data')
   const blobstoreDiskLocation = path.join(dir, 'blobs')
@@ -87,9 +90,21 @@ export const startDevnet = async (opts: DevnetOptions = {}): Promise<Devnet> => 
       : {}),
     ...opts.pds,
   }
+  const create = async () => {
+    const prev = process.env.TMPDIR
+    process.env.TMPDIR = dir
+    try {
+      return await TestNetworkNoAppView.create({ pds })
+    } finally {
+      if (prev === undefined) delete process.env.TMPDIR
+      else process.env.TMPDIR = prev
+    }
+  }
+  const started = tmpdirLock.then(create, create)
+  tmpdirLock = started.catch(() => undefined)
   let network: TestNetworkNoAppView
   try {
-    network = await TestNetworkNoAppView.create({ pds })
+    network = await started
   } catch (err) {
     await fs.rm(dir, { recursive: true, force: true })
     throw err
