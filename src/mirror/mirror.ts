@@ -77,6 +77,10 @@ export interface Mirror {
   /** Resyncs one repo from upstream now (backfill, tests). */
   resync(did: string, why: string): Promise<SnapshotDiff | null>
   stats(): MirrorStats
+  /** counters since this mirror started (the `counters` table holds the all-time sums) */
+  totals(): Record<string, number>
+  /** DID resolver calls and cache hits */
+  identityStats(): { calls: number; cacheHits: number; fetches: number }
   /** The durable cursor (what a restart resumes from). */
   cursor(): number | undefined
   /** Where a reconnect should resume: every event up to here has finished in this run. */
@@ -88,7 +92,15 @@ export interface Mirror {
 
 type Write = (db: Db) => void
 
-export function createMirror(db: Db, config: MirrorConfig): Mirror {
+/** Observers for metrics and progress; called synchronously, must not throw. */
+export interface MirrorHooks {
+  /** a named counter moved (same names as the `counters` table: `commits.verified`, `rejected.<reason>`, …) */
+  onCount?(name: string, n: number): void
+  /** a batch was written: how long the transaction took and how many writes it held */
+  onFlush?(ms: number, writes: number): void
+}
+
+export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = {}): Mirror {
   const service = config.service
   const inScope = collectionMatcher(config.collections)
   const resolver = createIdentityResolver({
@@ -117,7 +129,12 @@ export function createMirror(db: Db, config: MirrorConfig): Mirror {
     received: 0, processed: 0, verified: 0, rejected: 0, stale: 0, duplicates: 0, passthrough: 0, unknown: 0,
     resyncs: 0, resyncFailures: 0, held: 0, inFlight: 0, lastSeq: null, cursor: stored ?? null,
   }
-  const count = (name: string, n = 1) => counters.set(name, (counters.get(name) ?? 0) + n)
+  const totals = new Map<string, number>()
+  const count = (name: string, n = 1) => {
+    counters.set(name, (counters.get(name) ?? 0) + n)
+    totals.set(name, (totals.get(name) ?? 0) + n)
+    hooks.onCount?.(name, n)
+  }
 
   // ───────────── batches ─────────────
 
@@ -132,11 +149,13 @@ export function createMirror(db: Db, config: MirrorConfig): Mirror {
     const deltas = new Map(counters)
     counters.clear()
     if (!writes.length && seq === null && !deltas.size) return
+    const t0 = performance.now()
     db.transaction(() => {
       for (const w of writes) w(db)
       if (seq !== null) advanceCursor(db, service, seq)
       bumpCounters(db, deltas)
     })()
+    hooks.onFlush?.(performance.now() - t0, writes.length)
     if (seq !== null && (durable === undefined || seq > durable)) durable = seq
     st.cursor = durable ?? null
   }
@@ -588,6 +607,11 @@ export function createMirror(db: Db, config: MirrorConfig): Mirror {
       return diff
     },
     stats: () => ({ ...st }),
+    totals: () => Object.fromEntries(totals),
+    identityStats: () => {
+      const r = resolver.stats()
+      return { calls: r.calls, cacheHits: r.cacheHits, fetches: r.fetches }
+    },
     cursor: () => durable,
     position: () => safeSeq ?? config.cursor ?? stored,
     async close() {
