@@ -6,10 +6,14 @@ import type { Frame } from '../firehose/events.ts'
 import { runSubscription, type ConnectionState } from '../firehose/subscription.ts'
 import { openDb } from '../store/db.ts'
 import type { MirrorConfig } from './config.ts'
-import { createMirror, type MirrorStats } from './mirror.ts'
+import { createMirror, type Mirror, type MirrorHooks, type MirrorStats } from './mirror.ts'
 
 export interface RunOptions {
   signal?: AbortSignal
+  /** metrics observers, passed to the mirror */
+  hooks?: MirrorHooks
+  /** called with the mirror once it exists (e.g. to serve reads next to it) */
+  onMirror?: (mirror: Mirror) => void
   /** called about once a second and at the end */
   onProgress?: (p: Progress) => void
 }
@@ -29,7 +33,8 @@ export interface RunResult {
 /** Runs sync or replay until stopped; the cursor is saved on every stop. */
 export async function runMirror(config: MirrorConfig, opts: RunOptions = {}): Promise<RunResult> {
   const db = openDb(config.dbPath)
-  const mirror = createMirror(db, config)
+  const mirror = createMirror(db, config, opts.hooks)
+  opts.onMirror?.(mirror)
   const stop = new AbortController()
   let stoppedBy: RunResult['stoppedBy'] = 'signal'
   const onAbort = () => stop.abort()
