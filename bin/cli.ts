@@ -6,19 +6,22 @@ import { StoreOpenError } from '../src/store/db.ts'
 import { UsageError } from './args.ts'
 import { recordsCommand, rejectionsCommand, statusCommand } from './commands/read.ts'
 import { replayCommand, syncCommand } from './commands/stream.ts'
+import { backfillCommand } from './commands/backfill.ts'
 
 const USAGE = `malfestio-mirror — a verified firehose mirror of Malfestio records
 
 Usage: malfestio-mirror <command> [flags]
 
 Commands:
-  sync        [--relay URL] [--db PATH] [--plc URL] [--collections LIST] [--cursor SEQ] [--json]
+  sync        [--relay URL] [--db PATH] [--plc URL] [--collections LIST] [--cursor SEQ] [--backfill] [--json]
               follow the firehose live (Ctrl-C stops cleanly, cursor saved)
   replay      --from SEQ [--to SEQ] [--idle-ms MS] [--relay URL] [--db PATH] [--plc URL] [--json]
               replay a range into the mirror and exit
   status      [--db PATH] [--json]     cursor, records per collection, repos per state, rejections
   records     [--db PATH] [--collection NSID] [--did DID] [--include-hidden] [--json]
   rejections  [--db PATH] [--did DID] [--reason CODE] [--json]
+  backfill    [--did DID ...] [--relay URL] [--db PATH] [--plc URL] [--json]
+              find the repos holding Malfestio records and resync each (getRepo, fully verified)
 
 Defaults: --relay wss://bsky.network  --db ./malfestio-mirror.db  --plc https://plc.directory
           --collections org.stormlightlabs.malfestio.*
@@ -31,6 +34,7 @@ const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   status: statusCommand,
   records: recordsCommand,
   rejections: rejectionsCommand,
+  backfill: backfillCommand,
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,7 +1,11 @@
 /** `sync` and `replay`: run the mirror against a relay or PDS. */
 import { checkUrl, collectionMatcher, DEFAULTS, type MirrorConfig } from '../../src/mirror/config.ts'
 import { runMirror, type Progress } from '../../src/mirror/run.ts'
+import { existsSync } from 'node:fs'
+import { openDb } from '../../src/store/db.ts'
+import { readStatus } from '../../src/store/status.ts'
 import { COMMON, NETWORK, parse, pick, seqFlag, UsageError } from '../args.ts'
+import { backfillInto } from './backfill.ts'
 
 function baseConfig(values: Record<string, unknown>): MirrorConfig {
   const collections = pick(values.collections, 'MALFESTIO_COLLECTIONS', DEFAULTS.collections.join(','))
@@ -42,13 +46,24 @@ function progressPrinter(json: boolean) {
   }
 }
 
-async function run(config: MirrorConfig, json: boolean): Promise<number> {
+async function run(config: MirrorConfig, json: boolean, backfill = false): Promise<number> {
   const ac = new AbortController()
   const onSignal = () => ac.abort()
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   try {
-    const result = await runMirror(config, { signal: ac.signal, onProgress: progressPrinter(json) })
+    const result = await runMirror(config, {
+      signal: ac.signal,
+      onProgress: progressPrinter(json),
+      // backfill through the running mirror: each repo's live events wait behind its resync
+      onMirror: backfill
+        ? (mirror) => {
+            backfillInto(mirror, config, [], json, ac.signal).catch((err) => {
+              process.stderr.write(`\nbackfill failed: ${(err as Error).message}\n`)
+            })
+          }
+        : undefined,
+    })
     if (json) process.stdout.write(JSON.stringify({ stoppedBy: result.stoppedBy, ...result.stats }) + '\n')
     return 0
   } finally {
@@ -58,10 +73,31 @@ async function run(config: MirrorConfig, json: boolean): Promise<number> {
 }
 
 export async function syncCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { ...COMMON, ...NETWORK, cursor: { type: 'string' }, 'stall-ms': { type: 'string' } })
+  const { values } = parse(argv, {
+    ...COMMON,
+    ...NETWORK,
+    cursor: { type: 'string' },
+    'stall-ms': { type: 'string' },
+    backfill: { type: 'boolean', default: false },
+  })
   const config = baseConfig(values)
   config.cursor = seqFlag('cursor', values.cursor as string | undefined)
-  return run(config, values.json as boolean)
+  if (!values.backfill && config.cursor === undefined && isEmptyMirror(config.dbPath)) {
+    process.stderr.write(
+      'empty database: sync mirrors what happens from now on. Run `malfestio-mirror backfill` (or `sync --backfill`) to fetch the records written before.\n',
+    )
+  }
+  return run(config, values.json as boolean, values.backfill as boolean)
+}
+
+function isEmptyMirror(dbPath: string): boolean {
+  if (!existsSync(dbPath)) return true
+  const db = openDb(dbPath)
+  try {
+    return readStatus(db).repos.total === 0
+  } finally {
+    db.close()
+  }
 }
 
 export async function replayCommand(argv: string[]): Promise<number> {

@@ -26,8 +26,10 @@ export interface MirrorConfig {
   stallMs: number
   /** attempts to resolve a DID when the resolver is unavailable, before stopping */
   identityRetries: number
-  /** minimum spacing between resync attempts of one repo */
+  /** minimum spacing between resync attempts of one repo (doubles per failure, up to an hour) */
   resyncBackoffMs: number
+  /** resyncs (getRepo + full verification) running at once */
+  maxConcurrentResyncs: number
   /** handle resolution through a PDS's resolveHandle (tests, private networks) instead of DNS/HTTPS */
   handleResolverUrl?: string
 }
@@ -43,6 +45,7 @@ export const DEFAULTS = {
   stallMs: 60_000,
   identityRetries: 6,
   resyncBackoffMs: 30_000,
+  maxConcurrentResyncs: 3,
 } satisfies Partial<MirrorConfig>
 
 export const MALFESTIO_COLLECTIONS = [

@@ -2,10 +2,20 @@
 
 export class RepoFetchError extends Error {
   readonly code = 'repo-fetch'
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** the XRPC error name an upstream answered with (e.g. RepoDeactivated, RepoTakendown) */
+  readonly upstreamErrors: string[]
+  constructor(message: string, upstreamErrors: string[] = [], options?: { cause?: unknown }) {
     super(message, options)
     this.name = 'RepoFetchError'
+    this.upstreamErrors = upstreamErrors
   }
+}
+
+/** XRPC errors from getRepo that mean "the account is not active", with the status they imply. */
+export const INACTIVE_REPO_ERRORS: Record<string, string> = {
+  RepoDeactivated: 'deactivated',
+  RepoTakendown: 'takendown',
+  RepoSuspended: 'suspended',
 }
 
 const MAX_REPO_BYTES = 1024 * 1024 * 1024
@@ -16,6 +26,7 @@ const MAX_REPO_BYTES = 1024 * 1024 * 1024
  */
 export async function fetchRepoCar(did: string, bases: string[], timeoutMs = 60_000): Promise<Uint8Array> {
   const failures: string[] = []
+  const names: string[] = []
   for (const base of new Set(bases)) {
     const url = `${base.replace(/\/+$/, '')}/xrpc/com.atproto.sync.getRepo?did=${encodeURIComponent(did)}`
     try {
@@ -23,6 +34,12 @@ export async function fetchRepoCar(did: string, bases: string[], timeoutMs = 60_
       if (!res.ok) {
         const body = await res.text().catch(() => '')
         failures.push(`${base}: HTTP ${res.status} ${body.slice(0, 200)}`)
+        try {
+          const name = (JSON.parse(body) as { error?: unknown }).error
+          if (typeof name === 'string') names.push(name)
+        } catch {
+          // not an XRPC error body
+        }
         continue
       }
       const len = Number(res.headers.get('content-length') ?? 0)
@@ -35,5 +52,5 @@ export async function fetchRepoCar(did: string, bases: string[], timeoutMs = 60_
       failures.push(`${base}: ${(err as Error).message}`)
     }
   }
-  throw new RepoFetchError(`getRepo ${did} failed: ${failures.join('; ') || 'no upstream to ask'}`)
+  throw new RepoFetchError(`getRepo ${did} failed: ${failures.join('; ') || 'no upstream to ask'}`, names)
 }

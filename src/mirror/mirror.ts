@@ -23,10 +23,10 @@ import type { Db } from '../store/db.ts'
 import { getIdentity, putIdentity } from '../store/identities.ts'
 import { purgeRepo, writeCommit, writeHistory, writeSnapshot, type AcceptedOp, type RecordValue, type SnapshotDiff } from '../store/records.ts'
 import { addRejection } from '../store/rejections.ts'
-import { getRepo, setRepoAccount, setRepoHead, setRepoState, type RepoState } from '../store/repos.ts'
+import { getRepo, listRepos, setRepoAccount, setRepoHead, setRepoState, type RepoState } from '../store/repos.ts'
 import { addStreamInfo } from '../store/status.ts'
 import { collectionMatcher, httpBase, type MirrorConfig } from './config.ts'
-import { fetchRepoCar } from './fetch-repo.ts'
+import { fetchRepoCar, INACTIVE_REPO_ERRORS, RepoFetchError } from './fetch-repo.ts'
 
 /** In-memory view of a repo, ahead of the database by the writes still pending in the batch. */
 interface RepoMemo {
@@ -398,9 +398,30 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
 
   // ───────────── resync ─────────────
 
-  async function resyncNow(m: RepoMemo, why: string): Promise<SnapshotDiff | null> {
+  /** Resyncs one repo from upstream now (the caller holds the repo's queue), limited in number. */
+  async function resyncNow(m: RepoMemo, why: string, force = false): Promise<SnapshotDiff | null> {
+    if (!force && Date.now() < m.nextResyncAt) return null
+    await acquireResyncSlot()
+    try {
+      return await resyncUnlimited(m, why)
+    } finally {
+      releaseResyncSlot()
+    }
+  }
+
+  let resyncsRunning = 0
+  const resyncWaiters: (() => void)[] = []
+  async function acquireResyncSlot(): Promise<void> {
+    while (resyncsRunning >= config.maxConcurrentResyncs) await new Promise<void>((r) => resyncWaiters.push(r))
+    resyncsRunning++
+  }
+  function releaseResyncSlot(): void {
+    resyncsRunning--
+    resyncWaiters.shift()?.()
+  }
+
+  async function resyncUnlimited(m: RepoMemo, why: string): Promise<SnapshotDiff | null> {
     const now = Date.now()
-    if (now < m.nextResyncAt) return null
     st.resyncs++
     count('resync.attempts')
     try {
@@ -445,6 +466,14 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
       return diff
     } catch (err) {
       if (err instanceof MirrorFatalError) throw err
+      const inactive = err instanceof RepoFetchError ? err.upstreamErrors.map((e) => INACTIVE_REPO_ERRORS[e]).find(Boolean) : undefined
+      if (inactive && m.active) {
+        // the upstream says the account is not active: hide it until an #account event says otherwise
+        m.active = false
+        m.status = inactive
+        queueWrite((d) => setRepoAccount(d, m.did, false, inactive, m.lastSeq))
+        count('resync.repo-inactive')
+      }
       st.resyncFailures++
       m.resyncFailures++
       m.nextResyncAt = now + Math.min(config.resyncBackoffMs * 2 ** (m.resyncFailures - 1), 3_600_000)
@@ -527,6 +556,34 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     count(`info.${evt.name}`)
     const at = lastSeq >= 0 ? lastSeq : null
     queueWrite((d) => addStreamInfo(d, evt.name, evt.message ?? null, at))
+    if (evt.name === 'OutdatedCursor') {
+      // events between our cursor and the upstream's window are gone: heal every repo in scope
+      for (const row of listRepos(db)) {
+        const m = memo(row.did)!
+        markDesync(m, 'OutdatedCursor: events missed')
+        scheduleResync(m, 'OutdatedCursor', true)
+      }
+    }
+  }
+
+  /** Queues a resync on the repo's own queue, so its later events wait behind it in order. */
+  function scheduleResync(m: RepoMemo, why: string, force = false): Promise<SnapshotDiff | null> {
+    let result: SnapshotDiff | null = null
+    return runTask(m.did, async () => {
+      if (m.state === 'synchronized' && !force) return
+      result = await resyncNow(m, why, force)
+    }).then(() => result)
+  }
+
+  /** Retries desynchronized repos whose backoff has passed (they may see no event for a long time). */
+  function retryDesynchronized(): void {
+    if (fatal) return
+    const now = Date.now()
+    for (const m of repos.values()) {
+      if (m.state !== 'synchronized' && m.active && now >= m.nextResyncAt && !tails.has(m.did)) {
+        void scheduleResync(m, 'retry')
+      }
+    }
   }
 
   async function runEvent(evt: RepoEvent): Promise<void> {
@@ -543,6 +600,21 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   }
 
   // ───────────── intake ─────────────
+
+  /** Runs `fn` on the repo's queue (after its pending events) without holding a stream seq. */
+  function runTask(did: string, fn: () => Promise<void>): Promise<void> {
+    const prev = tails.get(did) ?? Promise.resolve()
+    const next = prev
+      .then(() => (fatal ? undefined : fn()))
+      .catch((err) => {
+        fatal ??= err instanceof MirrorFatalError ? err : new MirrorFatalError('internal', `task for ${did}: ${(err as Error).stack ?? err}`, { cause: err })
+      })
+      .finally(() => {
+        if (tails.get(did) === next) tails.delete(did)
+      })
+    tails.set(did, next)
+    return next
+  }
 
   function enqueue(evt: RepoEvent): void {
     const did = eventDid(evt)
@@ -596,14 +668,21 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     if (fatal) throw fatal
   }
 
+  // repos left desynchronized by an earlier run are retried like any other
+  for (const row of listRepos(db, 'desynchronized')) memo(row.did)
+  for (const row of listRepos(db, 'resyncing')) memo(row.did)
+  const retryTimer = setInterval(retryDesynchronized, Math.min(config.resyncBackoffMs, 5_000))
+  retryTimer.unref()
+
   return {
     service,
     handleFrame,
     drain,
     async resync(did, why) {
       const m = memo(did) ?? track(did)
-      const diff = await resyncNow(m, why)
+      const diff = await scheduleResync(m, why, true)
       flush()
+      if (fatal) throw fatal
       return diff
     },
     stats: () => ({ ...st }),
@@ -615,6 +694,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     cursor: () => durable,
     position: () => safeSeq ?? config.cursor ?? stored,
     async close() {
+      clearInterval(retryTimer)
       await drain().catch(() => undefined)
       if (flushTimer) clearTimeout(flushTimer)
     },
