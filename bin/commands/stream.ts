@@ -37,7 +37,7 @@ function progressPrinter(json: boolean) {
         : p.connection.state === 'stalled'
           ? `stalled ${(p.connection.silentMs / 1000).toFixed(0)} s`
           : p.connection.state
-    const line = `${conn} | ${p.eventsPerSec.toFixed(0)} ev/s | seq ${s.lastSeq ?? '-'} cursor ${s.cursor ?? '-'} | verified ${s.verified} rejected ${s.rejected} stale ${s.stale} out-of-scope ${s.passthrough} | resyncs ${s.resyncs} | in flight ${s.inFlight}`
+    const line = `${conn} | ${p.eventsPerSec.toFixed(0)} ev/s | seq ${s.lastSeq ?? '-'} cursor ${s.cursor ?? '-'} | verified ${s.verified} rejected ${s.rejected} stale ${s.stale} out-of-scope ${s.passthrough} | resyncs ${s.resyncs} | in flight ${s.inFlight}${s.identityWaiting ? ` | ${s.identityWaiting} repo(s) waiting for the DID resolver` : ''}`
     if (tty && !json) process.stderr.write(`\r\x1b[2K${line}${p.done ? '\n' : ''}`)
     else if (p.done || Date.now() - lastPrinted > 5000) {
       lastPrinted = Date.now()

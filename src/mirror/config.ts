@@ -22,10 +22,19 @@ export interface MirrorConfig {
   batchMs: number
   /** events in flight (verifying or queued) before the socket is paused */
   maxInFlight: number
+  /** events of one repo in flight (e.g. waiting for its DID to resolve) before the socket is paused */
+  maxInFlightPerRepo: number
+  /** bytes of blocks held by events in flight before the socket is paused */
+  maxInFlightBytes: number
   /** no frame for this long → reconnect */
   stallMs: number
-  /** attempts to resolve a DID when the resolver is unavailable, before stopping */
-  identityRetries: number
+  /**
+   * first wait before resolving a DID again when the resolver is unavailable (timeout, 5xx, refused);
+   * doubles per attempt, with jitter. The repo's events wait meanwhile; they are never rejected for it.
+   */
+  identityRetryMs: number
+  /** cap of that wait */
+  identityRetryMaxMs: number
   /** minimum spacing between resync attempts of one repo (doubles per failure, up to an hour) */
   resyncBackoffMs: number
   /** resyncs (getRepo + full verification) running at once */
@@ -42,8 +51,11 @@ export const DEFAULTS = {
   batchSize: 500,
   batchMs: 250,
   maxInFlight: 2000,
+  maxInFlightPerRepo: 500,
+  maxInFlightBytes: 64 * 1024 * 1024,
   stallMs: 60_000,
-  identityRetries: 6,
+  identityRetryMs: 500,
+  identityRetryMaxMs: 30_000,
   resyncBackoffMs: 30_000,
   maxConcurrentResyncs: 3,
 } satisfies Partial<MirrorConfig>

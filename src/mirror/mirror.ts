@@ -55,8 +55,20 @@ export interface MirrorStats {
   resyncFailures: number
   held: number
   inFlight: number
+  /** bytes of blocks held by the events in flight */
+  inFlightBytes: number
+  /** repos whose events wait for their DID to resolve (the resolver is unavailable) */
+  identityWaiting: number
   lastSeq: number | null
   cursor: number | null
+}
+
+/** Thrown inside a task when `stop()` asked the mirror to give up waiting; the event stays unfinished. */
+class Stopping extends Error {
+  constructor() {
+    super('the mirror is stopping')
+    this.name = 'Stopping'
+  }
 }
 
 /** A fatal condition: the mirror cannot go on without losing or forging data. */
@@ -74,6 +86,11 @@ export interface Mirror {
   handleFrame(frame: Frame): Promise<void>
   /** Waits for every queued event, then writes the last batch. */
   drain(): Promise<void>
+  /**
+   * Stops waiting (for an unavailable resolver, for capacity) and leaves queued events unstarted;
+   * they stay below the cursor, so the next run does them. Call before `close()` on a user stop.
+   */
+  stop(): void
   /** Resyncs one repo from upstream now (backfill, tests). */
   resync(did: string, why: string): Promise<SnapshotDiff | null>
   stats(): MirrorStats
@@ -112,6 +129,15 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   const repos = new Map<string, RepoMemo>()
   const tails = new Map<string, Promise<void>>()
   const inflight = new Set<number>()
+  /** events queued or running per repo (bounded by maxInFlightPerRepo) */
+  const depth = new Map<string, number>()
+  /** repos waiting for their DID to resolve */
+  const identityWaiting = new Set<string>()
+  let inflightBytes = 0
+  let stopping = false
+  /** the lowest seq left unfinished by stop(): the cursor never reaches it */
+  let abandonedMin = Infinity
+  const stopWaiters = new Set<() => void>()
   let pending: Write[] = []
   const counters = new Map<string, number>()
   let flushTimer: NodeJS.Timeout | null = null
@@ -127,7 +153,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
 
   const st: MirrorStats = {
     received: 0, processed: 0, verified: 0, rejected: 0, stale: 0, duplicates: 0, passthrough: 0, unknown: 0,
-    resyncs: 0, resyncFailures: 0, held: 0, inFlight: 0, lastSeq: null, cursor: stored ?? null,
+    resyncs: 0, resyncFailures: 0, held: 0, inFlight: 0, inFlightBytes: 0, identityWaiting: 0, lastSeq: null, cursor: stored ?? null,
   }
   const totals = new Map<string, number>()
   const count = (name: string, n = 1) => {
@@ -178,20 +204,40 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     }
   }
 
-  function finishSeq(seq: number): void {
+  function finishSeq(seq: number, abandoned = false): void {
     inflight.delete(seq)
-    st.processed++
-    // every seq below the smallest still in flight is done
-    let min = Infinity
+    if (abandoned) abandonedMin = Math.min(abandonedMin, seq)
+    else st.processed++
+    // every seq below the smallest still in flight (or left unfinished by stop()) is done
+    let min = abandonedMin
     for (const s of inflight) if (s < min) min = s
     const candidate = min === Infinity ? lastSeq : min - 1
     if (candidate >= 0 && (safeSeq === null || candidate > safeSeq)) safeSeq = candidate
     schedule()
-    if (inflight.size < config.maxInFlight && capacityWaiters.length) {
-      const ws = capacityWaiters
-      capacityWaiters = []
-      for (const w of ws) w()
+    wakeCapacityWaiters()
+  }
+
+  function wakeCapacityWaiters(): void {
+    if (!capacityWaiters.length) return
+    const ws = capacityWaiters
+    capacityWaiters = []
+    for (const w of ws) w()
+  }
+
+  /** Sleeps `ms`, or less when stop() is called (then throws Stopping). */
+  async function pause(ms: number): Promise<void> {
+    if (stopping) throw new Stopping()
+    let wake!: () => void
+    const woke = new Promise<void>((r) => (wake = r))
+    stopWaiters.add(wake)
+    const timer = setTimeout(wake, ms)
+    try {
+      await woke
+    } finally {
+      clearTimeout(timer)
+      stopWaiters.delete(wake)
     }
+    if (stopping) throw new Stopping()
   }
 
   // ───────────── repo state ─────────────
@@ -235,32 +281,44 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
 
   // ───────────── identity ─────────────
 
-  /** Resolves with retries while the resolver is unavailable; the repo's queue (and cursor) waits. */
+  /**
+   * Resolves the DID. While the resolver is unavailable (timeouts, 5xx, refused connections) it waits
+   * and tries again with backoff and jitter, for as long as it takes: the repo's queue waits with it,
+   * so its later events stay in order and the cursor stays below the waiting event. Only a definite
+   * answer (not found, tombstoned, no key) throws an IdentityError.
+   */
   async function identityOf(did: string, force: boolean, seq: number | null): Promise<ResolvedIdentity> {
-    let delay = 500
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const id = await resolver.resolve(did, { force })
-        count('identity.resolved')
-        const prev = getIdentity(db, did)
-        if (!prev || prev.signingKey !== id.signingKey || prev.pds !== (id.pds ?? null) || force) {
-          const handleVerified = id.handle ? await resolver.verifyHandle(did, id.handle).catch(() => false) : false
-          queueWrite((d) => putIdentity(d, { did, handle: id.handle ?? null, handleVerified, signingKey: id.signingKey, pds: id.pds ?? null, doc: id.doc }, seq))
-        }
-        return id
-      } catch (err) {
-        if (err instanceof IdentityError && err.code === 'resolver-unavailable' && attempt < config.identityRetries) {
+    let delay = config.identityRetryMs
+    try {
+      for (;;) {
+        try {
+          return await resolveOnce(did, force, seq)
+        } catch (err) {
+          if (!(err instanceof IdentityError) || !err.transient) throw err
+          if (!identityWaiting.has(did)) {
+            identityWaiting.add(did)
+            st.identityWaiting = identityWaiting.size
+            count('identity.waits')
+          }
           count('identity.retries')
-          await sleep(delay)
-          delay = Math.min(delay * 2, 10_000)
-          continue
+          await pause(Math.round(delay * (0.75 + Math.random() * 0.5)))
+          delay = Math.min(delay * 2, config.identityRetryMaxMs)
         }
-        if (err instanceof IdentityError && err.code === 'resolver-unavailable') {
-          throw new MirrorFatalError('identity-unavailable', `cannot resolve ${did} after ${attempt} attempts: ${err.message}`, { cause: err })
-        }
-        throw err
       }
+    } finally {
+      if (identityWaiting.delete(did)) st.identityWaiting = identityWaiting.size
     }
+  }
+
+  async function resolveOnce(did: string, force: boolean, seq: number | null): Promise<ResolvedIdentity> {
+    const id = await resolver.resolve(did, { force })
+    count('identity.resolved')
+    const prev = getIdentity(db, did)
+    if (!prev || prev.signingKey !== id.signingKey || prev.pds !== (id.pds ?? null) || force) {
+      const handleVerified = id.handle ? await resolver.verifyHandle(did, id.handle).catch(() => false) : false
+      queueWrite((d) => putIdentity(d, { did, handle: id.handle ?? null, handleVerified, signingKey: id.signingKey, pds: id.pds ?? null, doc: id.doc }, seq))
+    }
+    return id
   }
 
   // ───────────── events ─────────────
@@ -401,6 +459,10 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   /** Resyncs one repo from upstream now (the caller holds the repo's queue), limited in number. */
   async function resyncNow(m: RepoMemo, why: string, force = false): Promise<SnapshotDiff | null> {
     if (!force && Date.now() < m.nextResyncAt) return null
+    // wait out a resolver outage before taking a slot, so one unresolvable DID blocks no other resync
+    await identityOf(m.did, false, null).catch((err) => {
+      if (!(err instanceof IdentityError)) throw err // a definite answer is the resync's to report
+    })
     await acquireResyncSlot()
     try {
       return await resyncUnlimited(m, why)
@@ -465,7 +527,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
       count('resync.ok')
       return diff
     } catch (err) {
-      if (err instanceof MirrorFatalError) throw err
+      if (err instanceof MirrorFatalError || err instanceof Stopping) throw err
       const inactive = err instanceof RepoFetchError ? err.upstreamErrors.map((e) => INACTIVE_REPO_ERRORS[e]).find(Boolean) : undefined
       if (inactive && m.active) {
         // the upstream says the account is not active: hide it until an #account event says otherwise
@@ -605,8 +667,9 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   function runTask(did: string, fn: () => Promise<void>): Promise<void> {
     const prev = tails.get(did) ?? Promise.resolve()
     const next = prev
-      .then(() => (fatal ? undefined : fn()))
+      .then(() => (fatal || stopping ? undefined : fn()))
       .catch((err) => {
+        if (err instanceof Stopping) return
         fatal ??= err instanceof MirrorFatalError ? err : new MirrorFatalError('internal', `task for ${did}: ${(err as Error).stack ?? err}`, { cause: err })
       })
       .finally(() => {
@@ -618,24 +681,49 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
 
   function enqueue(evt: RepoEvent): void {
     const did = eventDid(evt)
+    const bytes = eventBytes(evt)
     inflight.add(evt.seq)
+    depth.set(did, (depth.get(did) ?? 0) + 1)
+    inflightBytes += bytes
     st.inFlight = inflight.size
+    st.inFlightBytes = inflightBytes
+    let abandoned = false
     const prev = tails.get(did) ?? Promise.resolve()
     const next = prev
-      .then(() => (fatal ? undefined : runEvent(evt)))
+      .then(() => {
+        if (stopping) throw new Stopping()
+        return fatal ? undefined : runEvent(evt)
+      })
       .catch((err) => {
+        if (err instanceof Stopping) {
+          abandoned = true
+          return
+        }
         fatal ??= err instanceof MirrorFatalError ? err : new MirrorFatalError('internal', `event ${evt.seq} of ${did}: ${(err as Error).stack ?? err}`, { cause: err })
       })
       .finally(() => {
-        finishSeq(evt.seq)
+        const d = (depth.get(did) ?? 1) - 1
+        if (d > 0) depth.set(did, d)
+        else depth.delete(did)
+        inflightBytes -= bytes
+        st.inFlightBytes = inflightBytes
+        finishSeq(evt.seq, abandoned)
         st.inFlight = inflight.size
         if (tails.get(did) === next) tails.delete(did)
       })
     tails.set(did, next)
   }
 
+  /** What an event holds in memory, roughly: its blocks (the rest is small and bounded by the frame). */
+  const eventBytes = (evt: RepoEvent): number => 256 + (evt.type === 'commit' || evt.type === 'sync' ? evt.blocks.byteLength : 0)
+
+  /** True while the pipeline holds as much as it may: the caller waits (and so the socket stays paused). */
+  const full = (did: string): boolean =>
+    inflight.size >= config.maxInFlight || inflightBytes >= config.maxInFlightBytes || (depth.get(did) ?? 0) >= config.maxInFlightPerRepo
+
   async function handleFrame(frame: Frame): Promise<void> {
     if (fatal) throw fatal
+    if (stopping) return // not taken: the cursor stays below it
     st.received++
     if (frame.kind === 'error') {
       count(`errors.${frame.error}`)
@@ -657,15 +745,24 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     lastSeq = evt.seq
     st.lastSeq = evt.seq
     enqueue(evt)
-    if (inflight.size >= config.maxInFlight) await new Promise<void>((r) => capacityWaiters.push(r))
+    // backpressure: until the pipeline has room, this frame is not done and the socket stays paused
+    const did = eventDid(evt)
+    while (full(did) && !fatal && !stopping) await new Promise<void>((r) => capacityWaiters.push(r))
     if (fatal) throw fatal
   }
 
   async function drain(): Promise<void> {
     while (tails.size) await Promise.all([...tails.values()])
-    if (inflight.size === 0 && lastSeq >= 0 && (safeSeq === null || lastSeq > safeSeq)) safeSeq = lastSeq
+    if (inflight.size === 0 && abandonedMin === Infinity && lastSeq >= 0 && (safeSeq === null || lastSeq > safeSeq)) safeSeq = lastSeq
     flush()
     if (fatal) throw fatal
+  }
+
+  function stop(): void {
+    if (stopping) return
+    stopping = true
+    for (const w of [...stopWaiters]) w()
+    wakeCapacityWaiters()
   }
 
   // repos left desynchronized by an earlier run are retried like any other
@@ -678,6 +775,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     service,
     handleFrame,
     drain,
+    stop,
     async resync(did, why) {
       const m = memo(did) ?? track(did)
       const diff = await scheduleResync(m, why, true)
@@ -700,5 +798,3 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     },
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

@@ -37,9 +37,14 @@ export async function runMirror(config: MirrorConfig, opts: RunOptions = {}): Pr
   opts.onMirror?.(mirror)
   const stop = new AbortController()
   let stoppedBy: RunResult['stoppedBy'] = 'signal'
-  const onAbort = () => stop.abort()
+  // a user stop gives up waiting (on an unavailable resolver, on capacity): unfinished events stay
+  // below the cursor and the next run does them. --to and --idle-ms stops drain everything instead.
+  const onAbort = () => {
+    mirror.stop()
+    stop.abort()
+  }
   opts.signal?.addEventListener('abort', onAbort, { once: true })
-  if (opts.signal?.aborted) stop.abort()
+  if (opts.signal?.aborted) onAbort()
 
   let connection: Progress['connection'] = { state: 'idle' }
   let lastFrameAt = Date.now()
