@@ -13,7 +13,7 @@ const USAGE = `malfestio-mirror — a verified firehose mirror of Malfestio reco
 Usage: malfestio-mirror <command> [flags]
 
 Commands:
-  sync        [--relay URL] [--db PATH] [--plc URL] [--collections LIST] [--cursor SEQ] [--backfill] [--json]
+  sync        [--relay URL] [--db PATH] [--plc URL] [--collections LIST] [--cursor SEQ] [--backfill] [--connect-attempts N] [--json]
               follow the firehose live (Ctrl-C stops cleanly, cursor saved)
   replay      --from SEQ [--to SEQ] [--idle-ms MS] [--relay URL] [--db PATH] [--plc URL] [--json]
               replay a range into the mirror and exit

@@ -252,6 +252,46 @@ describe('runSubscription', () => {
     })
   }
 
+  it('gives up with a clear fatal error when the upstream never answers, but not once it has', async () => {
+    // a port nobody listens on: bind, read the port, close
+    const srv = new WebSocketServer({ port: 0 })
+    await once(srv, 'listening')
+    const port = (srv.address() as AddressInfo).port
+    await new Promise((r) => srv.close(r))
+    const states: string[] = []
+    await expect(
+      runSubscription({
+        service: `ws://127.0.0.1:${port}`,
+        getCursor: () => undefined,
+        onFrame: () => {},
+        onState: (s) => states.push(s.state),
+        backoff: fastBackoff,
+        maxInitialFailures: 3,
+      }),
+    ).rejects.toMatchObject({ code: 'unreachable', message: expect.stringContaining('after 3 attempts') })
+    expect(states.filter((s) => s === 'connecting')).toHaveLength(3)
+
+    // an upstream that answered once and then goes away is retried beyond the limit
+    let connections = 0
+    const relay = await startRelay(({ ws }) => {
+      connections++
+      if (connections === 1) ws.send(identityFrame(1))
+      ws.terminate()
+    })
+    const ac = new AbortController()
+    const run = runSubscription({
+      service: relay.url,
+      getCursor: () => undefined,
+      onFrame: () => {},
+      backoff: fastBackoff,
+      maxInitialFailures: 2,
+      signal: ac.signal,
+    })
+    while (connections < 5) await sleep(10)
+    ac.abort()
+    await expect(run).resolves.toBeUndefined()
+  })
+
   it('reconnects after an abrupt termination', async () => {
     const relay = await startRelay(({ ws }, n) => {
       if (n === 1) {

@@ -23,6 +23,8 @@ function baseConfig(values: Record<string, unknown>): MirrorConfig {
     collections,
     handleResolverUrl: handleResolver ? checkUrl('--handle-resolver', handleResolver, ['http:', 'https:']) : undefined,
     stallMs: values['stall-ms'] ? Number(seqFlag('stall-ms', values['stall-ms'] as string)) : DEFAULTS.stallMs,
+    connectAttempts:
+      values['connect-attempts'] !== undefined ? Number(seqFlag('connect-attempts', values['connect-attempts'] as string)) : DEFAULTS.connectAttempts,
   }
 }
 
@@ -78,6 +80,7 @@ export async function syncCommand(argv: string[]): Promise<number> {
     ...NETWORK,
     cursor: { type: 'string' },
     'stall-ms': { type: 'string' },
+    'connect-attempts': { type: 'string' },
     backfill: { type: 'boolean', default: false },
   })
   const config = baseConfig(values)
@@ -108,6 +111,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
     to: { type: 'string' },
     'idle-ms': { type: 'string', default: '3000' },
     'stall-ms': { type: 'string' },
+    'connect-attempts': { type: 'string' },
   })
   if (values.from === undefined) throw new UsageError('replay needs --from SEQ')
   const config = baseConfig(values)

@@ -51,9 +51,15 @@ export interface SubscriptionOptions {
   maxFrameBytes?: number
   /** default: the `ws` package's WebSocket */
   WebSocketImpl?: WebSocketCtor
+  /**
+   * Give up (fatal `unreachable`) after this many failed attempts when no connection has opened in
+   * this run: a wrong URL or a relay that is down at start is an operator error to report, while a
+   * relay that drops an established stream is retried forever. Default Infinity.
+   */
+  maxInitialFailures?: number
 }
 
-export type SubscriptionFatalCode = 'future-cursor' | 'bad-frames' | 'invalid-url' | 'invalid-cursor'
+export type SubscriptionFatalCode = 'future-cursor' | 'bad-frames' | 'invalid-url' | 'invalid-cursor' | 'unreachable'
 
 /** The stream cannot go on without a human: reconnecting would loop forever. */
 export class SubscriptionFatalError extends Error {
@@ -79,6 +85,8 @@ interface ConnectionResult {
   outcome: Outcome
   /** frames handed to onFrame successfully on this connection */
   delivered: number
+  /** the WebSocket handshake completed */
+  opened: boolean
 }
 
 /**
@@ -94,6 +102,8 @@ export async function runSubscription(opts: SubscriptionOptions): Promise<void> 
   const jitter = opts.backoff?.jitter ?? 0.25
 
   let failures = 0 // consecutive connections that delivered nothing (drives the backoff)
+  let everOpened = false
+  const maxInitialFailures = opts.maxInitialFailures ?? Infinity
   let badCursor: number | undefined
   let badCount = 0
 
@@ -107,7 +117,8 @@ export async function runSubscription(opts: SubscriptionOptions): Promise<void> 
     if (cursor !== undefined) url.searchParams.set('cursor', String(cursor))
 
     opts.onState?.({ state: 'connecting', url: url.toString(), attempt: failures + 1 })
-    const { outcome, delivered } = await runConnection(url.toString(), opts)
+    const { outcome, delivered, opened } = await runConnection(url.toString(), opts)
+    everOpened ||= opened
 
     switch (outcome.kind) {
       case 'aborted':
@@ -148,6 +159,9 @@ export async function runSubscription(opts: SubscriptionOptions): Promise<void> 
     }
 
     if (delivered > 0) failures = 0
+    if (!everOpened && failures + 1 >= maxInitialFailures) {
+      throw new SubscriptionFatalError('unreachable', `cannot reach ${baseUrl} after ${failures + 1} attempts (${reason})`, { cursor })
+    }
     const base = Math.min(maxMs, initialMs * 2 ** Math.min(failures, 30))
     const inMs = Math.max(0, Math.round(Math.min(maxMs, base * (1 + jitter * (Math.random() * 2 - 1)))))
     failures++
@@ -191,6 +205,7 @@ function runConnection(url: string, opts: SubscriptionOptions): Promise<Connecti
   return new Promise<ConnectionResult>((resolve) => {
     const queue: Uint8Array[] = []
     let delivered = 0
+    let opened = false
     let busy = false // an onFrame call is in flight
     let ended: Outcome | undefined // hard end: drop the queue
     let closed: string | undefined // the socket closed: drain the queue, then end
@@ -208,7 +223,7 @@ function runConnection(url: string, opts: SubscriptionOptions): Promise<Connecti
         followRedirects: false,
       })
     } catch (err) {
-      resolve({ outcome: { kind: 'reconnect', reason: `cannot open ${url}: ${(err as Error).message}` }, delivered })
+      resolve({ outcome: { kind: 'reconnect', reason: `cannot open ${url}: ${(err as Error).message}` }, delivered, opened })
       return
     }
     ws.binaryType = 'nodebuffer'
@@ -260,10 +275,11 @@ function runConnection(url: string, opts: SubscriptionOptions): Promise<Connecti
       if (stallTimer) clearTimeout(stallTimer)
       if (closeTimer) clearTimeout(closeTimer)
       signal?.removeEventListener('abort', onAbort)
-      resolve({ outcome, delivered })
+      resolve({ outcome, delivered, opened })
     }
 
     ws.on('open', () => {
+      opened = true
       lastMessageAt = Date.now()
       opts.onState?.({ state: 'connected', url })
       armStall()

@@ -28,6 +28,8 @@ export interface MirrorConfig {
   maxInFlightBytes: number
   /** no frame for this long → reconnect */
   stallMs: number
+  /** failed attempts before giving up when the upstream has never answered in this run (0 = retry forever) */
+  connectAttempts: number
   /**
    * first wait before resolving a DID again when the resolver is unavailable (timeout, 5xx, refused);
    * doubles per attempt, with jitter. The repo's events wait meanwhile; they are never rejected for it.
@@ -54,6 +56,7 @@ export const DEFAULTS = {
   maxInFlightPerRepo: 500,
   maxInFlightBytes: 64 * 1024 * 1024,
   stallMs: 60_000,
+  connectAttempts: 5,
   identityRetryMs: 500,
   identityRetryMaxMs: 30_000,
   resyncBackoffMs: 30_000,

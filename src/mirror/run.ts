@@ -71,6 +71,7 @@ export async function runMirror(config: MirrorConfig, opts: RunOptions = {}): Pr
       service: config.service,
       getCursor: () => mirror.position(),
       stallMs: config.stallMs,
+      maxInitialFailures: config.connectAttempts > 0 ? config.connectAttempts : Infinity,
       signal: stop.signal,
       onState: (s) => {
         connection = s
