@@ -1,6 +1,6 @@
 /** Flag parsing shared by the commands: node:util parseArgs, env fallbacks, one-line errors. */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { ConfigError } from '../src/mirror/config.ts'
+import { checkUrl, collectionMatcher, ConfigError, DEFAULTS, type MirrorConfig } from '../src/mirror/config.ts'
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -48,6 +48,25 @@ export function seqFlag(name: string, value: string | undefined): number | undef
   if (value === undefined) return undefined
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new UsageError(`--${name} must be a non-negative integer, got ${value}`)
   return Number(value)
+}
+
+/** The config every networked command shares: upstream, PLC, database, scope, handle resolver. */
+export function networkConfig(values: Record<string, unknown>): MirrorConfig {
+  const collections = pick(values.collections, 'MALFESTIO_COLLECTIONS', DEFAULTS.collections.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+  if (!collections.length) throw new UsageError('--collections is empty')
+  collectionMatcher(collections) // validates
+  const handleResolver = pick(values['handle-resolver'], 'MALFESTIO_HANDLE_RESOLVER')
+  return {
+    ...DEFAULTS,
+    service: checkUrl('--relay', pick(values.relay, 'MALFESTIO_RELAY', DEFAULTS.service), ['ws:', 'wss:', 'http:', 'https:']),
+    plcUrl: checkUrl('--plc', pick(values.plc, 'MALFESTIO_PLC', DEFAULTS.plcUrl), ['http:', 'https:']),
+    dbPath: pick(values.db, 'MALFESTIO_DB', DEFAULTS.dbPath),
+    collections,
+    handleResolverUrl: handleResolver ? checkUrl('--handle-resolver', handleResolver, ['http:', 'https:']) : undefined,
+  }
 }
 
 export { ConfigError }

@@ -6,7 +6,8 @@ import { StoreOpenError } from '../src/store/db.ts'
 import { UsageError } from './args.ts'
 import { recordsCommand, rejectionsCommand, statusCommand } from './commands/read.ts'
 import { replayCommand, syncCommand } from './commands/stream.ts'
-import { backfillCommand } from './commands/backfill.ts'
+import { backfillCommand, resyncCommand } from './commands/backfill.ts'
+import { DiscoveryError } from '../src/mirror/discover.ts'
 
 const USAGE = `malfestio-mirror — a verified firehose mirror of Malfestio records
 
@@ -21,7 +22,10 @@ Commands:
   records     [--db PATH] [--collection NSID] [--did DID] [--include-hidden] [--json]
   rejections  [--db PATH] [--did DID] [--reason CODE] [--json]
   backfill    [--did DID ...] [--relay URL] [--db PATH] [--plc URL] [--json]
-              find the repos holding Malfestio records and resync each (getRepo, fully verified)
+              find the repos holding Malfestio records (listReposByCollection on a relay,
+              listRepos + describeRepo on a PDS) and resync each (getRepo, fully verified)
+  resync      (--did DID ... | --desynchronized) [--relay URL] [--db PATH] [--plc URL] [--json]
+              resync the named repos, or every repo left desynchronized, now
 
 Defaults: --relay wss://bsky.network  --db ./malfestio-mirror.db  --plc https://plc.directory
           --collections org.stormlightlabs.malfestio.*
@@ -35,6 +39,7 @@ const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   records: recordsCommand,
   rejections: rejectionsCommand,
   backfill: backfillCommand,
+  resync: resyncCommand,
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -60,7 +65,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`malfestio-mirror ${name}: ${e.message}\n`)
       return 2
     }
-    if (err instanceof StoreOpenError || err instanceof MirrorFatalError || err instanceof SubscriptionFatalError) {
+    if (err instanceof StoreOpenError || err instanceof MirrorFatalError || err instanceof SubscriptionFatalError || err instanceof DiscoveryError) {
       process.stderr.write(`malfestio-mirror ${name}: ${e.message}\n`)
       return 1
     }

@@ -28,6 +28,9 @@ export function formatStatus(r: StatusReport): string {
   lines.push(`versions     ${r.versions}   commits ${r.commits}   identities ${r.identities}`)
   lines.push(`repos        ${r.repos.total}   by state: ${kv(r.repos.byState)}`)
   lines.push(`             by account status: ${kv(r.repos.byStatus)}`)
+  for (const d of r.repos.desynchronized.slice(0, 10)) lines.push(`  ${d.state} since ${d.since}  ${d.did}  ${d.reason ?? ''}`)
+  if (r.repos.desynchronized.length > 10) lines.push(`  … ${r.repos.desynchronized.length - 10} more (status --json)`)
+  lines.push(`handles      verified ${r.handles.verified}   unverified ${r.handles.unverified}`)
   lines.push(`rejections   ${r.rejections.total}   ${kv(r.rejections.byReason)}`)
   if (r.info.length) lines.push(`stream info  ${r.info.map((i) => `${i.name}${i.message ? ` (${i.message})` : ''} at cursor ${i.cursor ?? '-'} ${i.at}`).join('\n             ')}`)
   const c = r.counters

@@ -1,27 +1,15 @@
 /** `sync` and `replay`: run the mirror against a relay or PDS. */
-import { checkUrl, collectionMatcher, DEFAULTS, type MirrorConfig } from '../../src/mirror/config.ts'
+import { DEFAULTS, type MirrorConfig } from '../../src/mirror/config.ts'
 import { runMirror, type Progress } from '../../src/mirror/run.ts'
 import { existsSync } from 'node:fs'
 import { openDb } from '../../src/store/db.ts'
 import { readStatus } from '../../src/store/status.ts'
-import { COMMON, NETWORK, parse, pick, seqFlag, UsageError } from '../args.ts'
+import { COMMON, NETWORK, networkConfig, parse, seqFlag, UsageError } from '../args.ts'
 import { backfillInto } from './backfill.ts'
 
 function baseConfig(values: Record<string, unknown>): MirrorConfig {
-  const collections = pick(values.collections, 'MALFESTIO_COLLECTIONS', DEFAULTS.collections.join(','))
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)
-  if (!collections.length) throw new UsageError('--collections is empty')
-  collectionMatcher(collections) // validates
-  const handleResolver = pick(values['handle-resolver'], 'MALFESTIO_HANDLE_RESOLVER')
   return {
-    ...DEFAULTS,
-    service: checkUrl('--relay', pick(values.relay, 'MALFESTIO_RELAY', DEFAULTS.service), ['ws:', 'wss:', 'http:', 'https:']),
-    plcUrl: checkUrl('--plc', pick(values.plc, 'MALFESTIO_PLC', DEFAULTS.plcUrl), ['http:', 'https:']),
-    dbPath: pick(values.db, 'MALFESTIO_DB', DEFAULTS.dbPath),
-    collections,
-    handleResolverUrl: handleResolver ? checkUrl('--handle-resolver', handleResolver, ['http:', 'https:']) : undefined,
+    ...networkConfig(values),
     stallMs: values['stall-ms'] ? Number(seqFlag('stall-ms', values['stall-ms'] as string)) : DEFAULTS.stallMs,
     connectAttempts:
       values['connect-attempts'] !== undefined ? Number(seqFlag('connect-attempts', values['connect-attempts'] as string)) : DEFAULTS.connectAttempts,
@@ -60,7 +48,7 @@ async function run(config: MirrorConfig, json: boolean, backfill = false): Promi
       // backfill through the running mirror: each repo's live events wait behind its resync
       onMirror: backfill
         ? (mirror) => {
-            backfillInto(mirror, config, [], json, ac.signal).catch((err) => {
+            backfillInto(mirror, config, null, json, ac.signal).catch((err) => {
               process.stderr.write(`\nbackfill failed: ${(err as Error).message}\n`)
             })
           }

@@ -54,3 +54,44 @@ export async function fetchRepoCar(did: string, bases: string[], timeoutMs = 60_
   }
   throw new RepoFetchError(`getRepo ${did} failed: ${failures.join('; ') || 'no upstream to ask'}`, names)
 }
+
+/** What an upstream says about an account (`com.atproto.sync.getRepoStatus`). */
+export interface UpstreamRepoStatus {
+  active: boolean
+  status?: string
+  rev?: string
+}
+
+/**
+ * Asks each base URL in order for the account's hosting status; the first answer wins.
+ * @throws {RepoFetchError} when no upstream answers
+ */
+export async function fetchRepoStatus(did: string, bases: string[], timeoutMs = 15_000): Promise<UpstreamRepoStatus> {
+  const failures: string[] = []
+  const names: string[] = []
+  for (const base of new Set(bases)) {
+    const url = `${base.replace(/\/+$/, '')}/xrpc/com.atproto.sync.getRepoStatus?did=${encodeURIComponent(did)}`
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })
+      const text = await res.text()
+      let body: { active?: unknown; status?: unknown; rev?: unknown; error?: unknown } | null = null
+      try {
+        body = JSON.parse(text)
+      } catch {
+        // not JSON
+      }
+      if (res.ok && typeof body?.active === 'boolean') {
+        return {
+          active: body.active,
+          ...(typeof body.status === 'string' ? { status: body.status } : {}),
+          ...(typeof body.rev === 'string' ? { rev: body.rev } : {}),
+        }
+      }
+      if (typeof body?.error === 'string') names.push(body.error)
+      failures.push(`${base}: HTTP ${res.status} ${text.slice(0, 200)}`)
+    } catch (err) {
+      failures.push(`${base}: ${(err as Error).message}`)
+    }
+  }
+  throw new RepoFetchError(`getRepoStatus ${did} failed: ${failures.join('; ') || 'no upstream to ask'}`, names)
+}

@@ -10,8 +10,8 @@ import { decode as decodeCbor } from '@atcute/cbor'
 import type { AccountEvent, CommitEvent, Frame, IdentityEvent, InfoEvent, RepoEvent, SyncEvent } from '../firehose/events.ts'
 import { eventDid } from '../firehose/events.ts'
 import { checkChain, type RepoHead } from '../verify/chain.ts'
-import { parseCommitBlock, verifyCommit, verifyCommitSignature, type VerifiedCommit } from '../verify/commit.ts'
-import { readVerifiedCar } from '../verify/car.ts'
+import { verifyCommit, type VerifiedCommit } from '../verify/commit.ts'
+import { verifySync, type VerifiedSync } from '../verify/sync.ts'
 import { emptyTreeRoot } from '../verify/mst.ts'
 import { createIdentityResolver, IdentityError, pdsHandleResolver, type ResolvedIdentity } from '../verify/identity.ts'
 import { validateRecord } from '../verify/lexicon.ts'
@@ -21,12 +21,13 @@ import { bumpCounters } from '../store/counters.ts'
 import { advanceCursor, getCursor } from '../store/cursor.ts'
 import type { Db } from '../store/db.ts'
 import { getIdentity, putIdentity } from '../store/identities.ts'
-import { purgeRepo, writeCommit, writeHistory, writeSnapshot, type AcceptedOp, type RecordValue, type SnapshotDiff } from '../store/records.ts'
+import { purgeRepo, writeCommit, writeHistory, writeSnapshot, writeSyncHead, type AcceptedOp, type RecordValue, type SnapshotDiff } from '../store/records.ts'
 import { addRejection } from '../store/rejections.ts'
-import { getRepo, listRepos, setRepoAccount, setRepoHead, setRepoState, type RepoState } from '../store/repos.ts'
+import { getRepo, listRepos, setRepoAccount, setRepoState, type RepoState } from '../store/repos.ts'
 import { addStreamInfo } from '../store/status.ts'
 import { collectionMatcher, httpBase, type MirrorConfig } from './config.ts'
-import { fetchRepoCar, INACTIVE_REPO_ERRORS, RepoFetchError } from './fetch-repo.ts'
+import { fetchRepoCar, fetchRepoStatus, INACTIVE_REPO_ERRORS, RepoFetchError } from './fetch-repo.ts'
+import { discoverRepos } from './discover.ts'
 
 /** In-memory view of a repo, ahead of the database by the writes still pending in the batch. */
 interface RepoMemo {
@@ -59,6 +60,8 @@ export interface MirrorStats {
   inFlightBytes: number
   /** repos whose events wait for their DID to resolve (the resolver is unavailable) */
   identityWaiting: number
+  /** resyncs and discovery running or queued outside any stream event (OutdatedCursor heal, retries, backfill) */
+  background: number
   lastSeq: number | null
   cursor: number | null
 }
@@ -91,8 +94,8 @@ export interface Mirror {
    * they stay below the cursor, so the next run does them. Call before `close()` on a user stop.
    */
   stop(): void
-  /** Resyncs one repo from upstream now (backfill, tests). */
-  resync(did: string, why: string): Promise<SnapshotDiff | null>
+  /** Resyncs one repo from upstream now, on its queue (backfill, the `resync` command). */
+  resync(did: string, why: string): Promise<ResyncResult>
   stats(): MirrorStats
   /** counters since this mirror started (the `counters` table holds the all-time sums) */
   totals(): Record<string, number>
@@ -108,6 +111,9 @@ export interface Mirror {
 }
 
 type Write = (db: Db) => void
+
+/** What a resync did: the difference it applied, or why it could not. */
+export type ResyncResult = { ok: true; rev: string; diff: SnapshotDiff } | { ok: false; error: string }
 
 /** Observers for metrics and progress; called synchronously, must not throw. */
 export interface MirrorHooks {
@@ -153,7 +159,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
 
   const st: MirrorStats = {
     received: 0, processed: 0, verified: 0, rejected: 0, stale: 0, duplicates: 0, passthrough: 0, unknown: 0,
-    resyncs: 0, resyncFailures: 0, held: 0, inFlight: 0, inFlightBytes: 0, identityWaiting: 0, lastSeq: null, cursor: stored ?? null,
+    resyncs: 0, resyncFailures: 0, held: 0, inFlight: 0, inFlightBytes: 0, identityWaiting: 0, background: 0, lastSeq: null, cursor: stored ?? null,
   }
   const totals = new Map<string, number>()
   const count = (name: string, n = 1) => {
@@ -314,7 +320,8 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     const id = await resolver.resolve(did, { force })
     count('identity.resolved')
     const prev = getIdentity(db, did)
-    if (!prev || prev.signingKey !== id.signingKey || prev.pds !== (id.pds ?? null) || force) {
+    if (!prev || force || prev.signingKey !== id.signingKey || prev.pds !== (id.pds ?? null) || prev.handle !== (id.handle ?? null)) {
+      // a handle counts only when it resolves back to this DID (DNS TXT or https well-known)
       const handleVerified = id.handle ? await resolver.verifyHandle(did, id.handle).catch(() => false) : false
       queueWrite((d) => putIdentity(d, { did, handle: id.handle ?? null, handleVerified, signingKey: id.signingKey, pds: id.pds ?? null, doc: id.doc }, seq))
     }
@@ -456,8 +463,11 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
 
   // ───────────── resync ─────────────
 
-  /** Resyncs one repo from upstream now (the caller holds the repo's queue), limited in number. */
-  async function resyncNow(m: RepoMemo, why: string, force = false): Promise<SnapshotDiff | null> {
+  /**
+   * Resyncs one repo from upstream now (the caller holds the repo's queue, so its live events wait
+   * behind it in seq order), limited in number. Null when the repo is still backing off.
+   */
+  async function resyncNow(m: RepoMemo, why: string, force = false): Promise<ResyncResult | null> {
     if (!force && Date.now() < m.nextResyncAt) return null
     // wait out a resolver outage before taking a slot, so one unresolvable DID blocks no other resync
     await identityOf(m.did, false, null).catch((err) => {
@@ -482,13 +492,34 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     resyncWaiters.shift()?.()
   }
 
-  async function resyncUnlimited(m: RepoMemo, why: string): Promise<SnapshotDiff | null> {
+  async function resyncUnlimited(m: RepoMemo, why: string): Promise<ResyncResult> {
     const now = Date.now()
     st.resyncs++
     count('resync.attempts')
+    const before = m.state
+    m.state = 'resyncing'
+    queueWrite((d) => setRepoState(d, m.did, 'resyncing', why))
     try {
-      const id = await identityOf(m.did, false, null)
-      const car = await fetchRepoCar(m.did, [id.pds, upstreamHttp].filter((x): x is string => !!x))
+      // after a failure the repo may have moved to another PDS: read its DID document afresh
+      const id = await identityOf(m.did, m.resyncFailures > 0, null)
+      const upstreams = [id.pds, upstreamHttp].filter((x): x is string => !!x)
+      if (!m.active) {
+        // hidden since an #account (or a refused getRepo): a reactivation may have been missed
+        // (OutdatedCursor, a dropped frame), so ask the upstream before giving up on the repo
+        const upstream = await fetchRepoStatus(m.did, upstreams)
+        if (!upstream.active) {
+          const status = upstream.status ?? m.status ?? 'inactive'
+          if (status !== m.status) setAccount(m, false, status)
+          m.state = before === 'resyncing' ? 'desynchronized' : before
+          const state = m.state
+          queueWrite((d) => setRepoState(d, m.did, state, `not resynced: account is ${status}`))
+          count('resync.skipped-inactive')
+          return { ok: false, error: `account is ${status}` }
+        }
+        setAccount(m, true, null)
+        count('resync.reactivated')
+      }
+      const car = await fetchRepoCar(m.did, upstreams)
       let snap
       try {
         snap = await verifyRepoSnapshot(car, m.did, id.signingKey, inScope)
@@ -525,26 +556,32 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
       m.resyncFailures = 0
       m.nextResyncAt = 0
       count('resync.ok')
-      return diff
+      return { ok: true, rev: snap.commit.rev, diff }
     } catch (err) {
       if (err instanceof MirrorFatalError || err instanceof Stopping) throw err
       const inactive = err instanceof RepoFetchError ? err.upstreamErrors.map((e) => INACTIVE_REPO_ERRORS[e]).find(Boolean) : undefined
       if (inactive && m.active) {
         // the upstream says the account is not active: hide it until an #account event says otherwise
-        m.active = false
-        m.status = inactive
-        queueWrite((d) => setRepoAccount(d, m.did, false, inactive, m.lastSeq))
+        setAccount(m, false, inactive)
         count('resync.repo-inactive')
       }
       st.resyncFailures++
       m.resyncFailures++
       m.nextResyncAt = now + Math.min(config.resyncBackoffMs * 2 ** (m.resyncFailures - 1), 3_600_000)
       count('resync.failed')
-      const message = `resync failed (${why}): ${(err as Error).message}`
+      const message = `resync failed (${why}), attempt ${m.resyncFailures}, next not before ${new Date(m.nextResyncAt).toISOString()}: ${(err as Error).message}`
       m.state = 'desynchronized'
       queueWrite((d) => setRepoState(d, m.did, 'desynchronized', message))
-      return null
+      return { ok: false, error: (err as Error).message }
     }
+  }
+
+  /** Account status learned outside an #account event (getRepo / getRepoStatus answers). */
+  function setAccount(m: RepoMemo, active: boolean, status: string | null): void {
+    m.active = active
+    m.status = status
+    const seq = m.lastSeq
+    queueWrite((d) => setRepoAccount(d, m.did, active, status, seq))
   }
 
   // ───────────── other events ─────────────
@@ -581,60 +618,100 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     const m = memo(evt.did)
     if (!m) return void count('sync.passthrough')
     const ref = { seq: evt.seq, did: evt.did, rev: evt.rev }
-    let commit
+    let proven: VerifiedSync
     try {
-      const car = readVerifiedCar(evt.blocks)
-      const root = car.roots[0]
-      const bytes = root ? car.blocks.get(root) : undefined
-      if (!root || !bytes) throw new VerificationError('car-invalid', '#sync CAR has no commit block at its root')
-      commit = parseCommitBlock(bytes)
-      if (commit.did !== evt.did || commit.rev !== evt.rev) throw new VerificationError('commit-mismatch', '#sync commit did/rev differ from the event')
-      let id = await identityOf(evt.did, false, null)
+      const id = await identityOf(evt.did, false, null)
       try {
-        verifyCommitSignature(bytes, id.signingKey)
+        proven = verifySync(evt, id.signingKey)
       } catch (err) {
         if (!(err instanceof VerificationError) || err.reason !== 'bad-signature') throw err
-        id = await identityOf(evt.did, true, evt.seq)
-        verifyCommitSignature(bytes, id.signingKey)
-      }
-      if (m.head && evt.rev <= m.head.rev) return void count('sync.stale')
-      if (m.head && commit.data === m.head.dataCid) {
-        m.head = { rev: evt.rev, dataCid: commit.data }
-        m.headCid = root
-        const head = { rev: evt.rev, dataCid: commit.data, headCid: root, seq: evt.seq }
-        queueWrite((d) => setRepoHead(d, evt.did, head))
-        return void count('sync.advanced')
+        // PDSes emit #sync right after a key rotation: refresh the document once and retry
+        count('identity.forced-refresh')
+        const fresh = await identityOf(evt.did, true, evt.seq)
+        if (fresh.signingKey === id.signingKey) throw err
+        proven = verifySync(evt, fresh.signingKey)
       }
     } catch (err) {
       if (err instanceof VerificationError) return reject(ref, err.reason, err.message)
       if (err instanceof IdentityError) return reject(ref, 'identity-unresolved', err.message)
       throw err
     }
+    if (m.head && evt.rev <= m.head.rev) return void count('sync.stale')
+    if (m.head && proven.commit.data === m.head.dataCid) {
+      // same data, newly signed (rotation, reactivation): only the head moves
+      const since = m.head.rev
+      m.head = { rev: evt.rev, dataCid: proven.commit.data }
+      m.headCid = proven.cid
+      queueWrite((d) => writeSyncHead(d, proven, since))
+      return void count('sync.advanced')
+    }
+    // a newer signed head whose data we do not hold: only the whole repo can tell what changed
+    count('sync.resync')
     markDesync(m, `#sync to rev ${evt.rev}`)
-    await resyncNow(m, '#sync')
+    await resyncNow(m, '#sync', true)
   }
 
   function onInfo(evt: InfoEvent): void {
     count(`info.${evt.name}`)
     const at = lastSeq >= 0 ? lastSeq : null
     queueWrite((d) => addStreamInfo(d, evt.name, evt.message ?? null, at))
-    if (evt.name === 'OutdatedCursor') {
-      // events between our cursor and the upstream's window are gone: heal every repo in scope
-      for (const row of listRepos(db)) {
-        const m = memo(row.did)!
-        markDesync(m, 'OutdatedCursor: events missed')
-        scheduleResync(m, 'OutdatedCursor', true)
-      }
+    if (evt.name === 'OutdatedCursor') healOutdatedCursor()
+  }
+
+  /**
+   * The events between our cursor and the upstream's window are gone: resync every repo in scope,
+   * and ask the upstream for repos that entered scope inside the gap (we never saw them).
+   */
+  function healOutdatedCursor(): void {
+    const known = new Set<string>([...repos.keys(), ...listRepos(db).map((r) => r.did)])
+    for (const did of known) {
+      const m = memo(did)!
+      markDesync(m, 'OutdatedCursor: events missed')
+      background(scheduleResync(m, 'OutdatedCursor', true))
     }
+    background(
+      (async () => {
+        let found: string[]
+        try {
+          found = (await discoverRepos(service, config.collections, { signal: stopSignal.signal })).dids
+        } catch (err) {
+          count('outdated.discovery-failed')
+          const message = `cannot list repos holding ${config.collections.join(',')} after OutdatedCursor: ${(err as Error).message}`
+          queueWrite((d) => addStreamInfo(d, 'DiscoveryFailed', message, null))
+          return
+        }
+        for (const did of found) {
+          if (known.has(did) || repos.has(did)) continue
+          count('outdated.discovered')
+          background(scheduleResync(track(did), 'OutdatedCursor: repo first seen', true))
+        }
+      })(),
+    )
   }
 
   /** Queues a resync on the repo's own queue, so its later events wait behind it in order. */
-  function scheduleResync(m: RepoMemo, why: string, force = false): Promise<SnapshotDiff | null> {
-    let result: SnapshotDiff | null = null
+  function scheduleResync(m: RepoMemo, why: string, force = false): Promise<ResyncResult | null> {
+    let result: ResyncResult | null = null
     return runTask(m.did, async () => {
       if (m.state === 'synchronized' && !force) return
       result = await resyncNow(m, why, force)
     }).then(() => result)
+  }
+
+  /** aborts network work that no event waits for (discovery) when the mirror stops */
+  const stopSignal = new AbortController()
+
+  /** Work not tied to a stream seq (resyncs, discovery): counted, and awaited by drain(). */
+  const backgroundTasks = new Set<Promise<unknown>>()
+  function background<T>(p: Promise<T>): Promise<T> {
+    backgroundTasks.add(p)
+    st.background = backgroundTasks.size
+    const done = () => {
+      backgroundTasks.delete(p)
+      st.background = backgroundTasks.size
+    }
+    p.then(done, done)
+    return p
   }
 
   /** Retries desynchronized repos whose backoff has passed (they may see no event for a long time). */
@@ -643,7 +720,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     const now = Date.now()
     for (const m of repos.values()) {
       if (m.state !== 'synchronized' && m.active && now >= m.nextResyncAt && !tails.has(m.did)) {
-        void scheduleResync(m, 'retry')
+        background(scheduleResync(m, 'retry'))
       }
     }
   }
@@ -752,7 +829,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   }
 
   async function drain(): Promise<void> {
-    while (tails.size) await Promise.all([...tails.values()])
+    while (tails.size || backgroundTasks.size) await Promise.all([...tails.values(), ...backgroundTasks])
     if (inflight.size === 0 && abandonedMin === Infinity && lastSeq >= 0 && (safeSeq === null || lastSeq > safeSeq)) safeSeq = lastSeq
     flush()
     if (fatal) throw fatal
@@ -761,6 +838,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   function stop(): void {
     if (stopping) return
     stopping = true
+    stopSignal.abort()
     for (const w of [...stopWaiters]) w()
     wakeCapacityWaiters()
   }
@@ -778,10 +856,10 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     stop,
     async resync(did, why) {
       const m = memo(did) ?? track(did)
-      const diff = await scheduleResync(m, why, true)
+      const result = await background(scheduleResync(m, why, true))
       flush()
       if (fatal) throw fatal
-      return diff
+      return result ?? { ok: false, error: 'not attempted' }
     },
     stats: () => ({ ...st }),
     totals: () => Object.fromEntries(totals),

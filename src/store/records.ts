@@ -3,6 +3,7 @@
  * `VerifiedCommit` from verify/commit.ts, a `VerifiedSnapshot` a whole repo proven by resync.
  */
 import type { VerifiedCommit } from '../verify/commit.ts'
+import type { VerifiedSync } from '../verify/sync.ts'
 import { nowIso, type Db } from './db.ts'
 import { setRepoHead } from './repos.ts'
 
@@ -119,6 +120,19 @@ export function writeCommit(db: Db, accepted: AcceptedCommit): void {
     else putRecord(db, c.did, op, c.rev, c.seq)
   }
   setRepoHead(db, c.did, { rev: c.rev, dataCid: c.commit.data, headCid: c.cid, seq: c.seq })
+}
+
+/**
+ * A #sync that re-signs the data the mirror already holds (key rotation, reactivation): the new signed
+ * head is kept (commit row + block) so current records stay provable from the current head.
+ */
+export function writeSyncHead(db: Db, s: VerifiedSync, since: string | null): void {
+  db.prepare(
+    `INSERT OR IGNORE INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'firehose')`,
+  ).run(s.did, s.rev, s.cid, s.commit.data, since, s.seq, s.time, s.signingKey, s.commit.sig)
+  putBlocks(db, s.did, [[s.cid, s.commitBytes]])
+  setRepoHead(db, s.did, { rev: s.rev, dataCid: s.commit.data, headCid: s.cid, seq: s.seq })
 }
 
 /** A whole repo proven by resync: its signed head and every in-scope record with its proof path. */

@@ -6,11 +6,19 @@ import type { Db } from './db.ts'
 export interface StatusReport {
   cursors: { service: string; seq: number; updatedAt: string }[]
   records: { total: number; invalid: number; hidden: number; byCollection: Record<string, number> }
-  repos: { total: number; byState: Record<string, number>; byStatus: Record<string, number> }
+  repos: {
+    total: number
+    byState: Record<string, number>
+    byStatus: Record<string, number>
+    /** repos not synchronized (up to 50), with why: what a resync must heal */
+    desynchronized: { did: string; state: string; reason: string | null; since: string }[]
+  }
   rejections: { total: number; byReason: Record<string, number> }
   versions: number
   commits: number
   identities: number
+  /** handles that resolve back to their DID, and those that do not (or could not be checked) */
+  handles: { verified: number; unverified: number }
   info: { name: string; message: string | null; cursor: number | null; at: string }[]
   counters: Record<string, number>
 }
@@ -36,11 +44,22 @@ export function readStatus(db: Db): StatusReport {
       hidden: count(db, 'SELECT COUNT(*) AS n FROM records r JOIN repos p ON p.did = r.did WHERE p.active = 0'),
       byCollection,
     },
-    repos: { total: count(db, 'SELECT COUNT(*) AS n FROM repos'), byState, byStatus },
+    repos: {
+      total: count(db, 'SELECT COUNT(*) AS n FROM repos'),
+      byState,
+      byStatus,
+      desynchronized: db
+        .prepare(`SELECT did, state, state_reason AS reason, updated_at AS since FROM repos WHERE state <> 'synchronized' ORDER BY updated_at, did LIMIT 50`)
+        .all() as StatusReport['repos']['desynchronized'],
+    },
     rejections: { total: Object.values(byReason).reduce((a, b) => a + b, 0), byReason },
     versions: count(db, 'SELECT COUNT(*) AS n FROM record_versions'),
     commits: count(db, 'SELECT COUNT(*) AS n FROM commits'),
     identities: count(db, 'SELECT COUNT(*) AS n FROM identities'),
+    handles: {
+      verified: count(db, 'SELECT COUNT(*) AS n FROM identities WHERE handle IS NOT NULL AND handle_verified = 1'),
+      unverified: count(db, 'SELECT COUNT(*) AS n FROM identities WHERE handle IS NOT NULL AND handle_verified = 0'),
+    },
     info: db.prepare('SELECT name, message, cursor, at FROM stream_info ORDER BY id DESC LIMIT 10').all() as never,
     counters: readCounters(db),
   }
