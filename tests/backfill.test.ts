@@ -175,7 +175,7 @@ describe('backfill', () => {
   it('the CLI: backfill --json on a fresh database, progress on stderr, then resync --did', async () => {
     const dbPath = `${tmp.dir}/cli.db`
     const common = ['--db', dbPath, '--plc', net.plcUrl, '--handle-resolver', net.pdsUrl]
-    const out = await runCli(['backfill', '--relay', net.pdsUrl, ...common, '--json'])
+    const out = await runCli(['backfill', '--relay', net.pdsUrl, ...common, '--json'], { npx: true })
     expect(out.stderr).not.toMatch(/error/i)
     expect(out.code).toBe(0)
     const expected = await pdsSnapshot(net, holderDids())
@@ -205,5 +205,5 @@ describe('backfill', () => {
     const usage = await runCli(['resync', '--db', dbPath])
     expect(usage.code).toBe(2)
     expect(usage.stderr).toContain('resync needs --did DID (repeatable) or --desynchronized')
-  })
+  }, 240_000)
 })
