@@ -8,6 +8,11 @@ import { recordsCommand, rejectionsCommand, statusCommand } from './commands/rea
 import { replayCommand, syncCommand } from './commands/stream.ts'
 import { backfillCommand, resyncCommand } from './commands/backfill.ts'
 import { DiscoveryError } from '../src/mirror/discover.ts'
+import { auditCommand, exportProofCommand, verifyCommand } from './commands/provenance.ts'
+import { AtUriError } from '../src/verify/at-uri.ts'
+import { ProofFailure } from '../src/verify/proof.ts'
+import { ProofUnavailableError } from '../src/store/proofs.ts'
+import { UnknownRecordError } from '../src/mirror/provenance.ts'
 
 const USAGE = `malfestio-mirror — a verified firehose mirror of Malfestio records
 
@@ -26,6 +31,12 @@ Commands:
               listRepos + describeRepo on a PDS) and resync each (getRepo, fully verified)
   resync      (--did DID ... | --desynchronized) [--relay URL] [--db PATH] [--plc URL] [--json]
               resync the named repos, or every repo left desynchronized, now
+  audit       <at-uri> [--db PATH] [--json]
+              a record's provenance: author, every version re-verified now, cards and sources of a deck, flags
+  export-proof <at-uri> [--rev REV] [--out FILE] [--db PATH] [--json]
+              the record's proof as a CAR (signed commit + MST path + record), as sync.getRecord returns it
+  verify      [--db PATH] [--json]
+              re-verify the whole store offline from its blocks; exit 1 and name the rows on any failure
 
 Defaults: --relay wss://bsky.network  --db ./malfestio-mirror.db  --plc https://plc.directory
           --collections org.stormlightlabs.malfestio.*
@@ -40,6 +51,9 @@ const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   rejections: rejectionsCommand,
   backfill: backfillCommand,
   resync: resyncCommand,
+  audit: auditCommand,
+  'export-proof': exportProofCommand,
+  verify: verifyCommand,
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -61,11 +75,19 @@ export async function main(argv: string[]): Promise<number> {
     return await command(rest)
   } catch (err) {
     const e = err as Error
-    if (err instanceof UsageError || err instanceof ConfigError) {
+    if (err instanceof UsageError || err instanceof ConfigError || err instanceof AtUriError) {
       process.stderr.write(`malfestio-mirror ${name}: ${e.message}\n`)
       return 2
     }
-    if (err instanceof StoreOpenError || err instanceof MirrorFatalError || err instanceof SubscriptionFatalError || err instanceof DiscoveryError) {
+    if (
+      err instanceof StoreOpenError ||
+      err instanceof MirrorFatalError ||
+      err instanceof SubscriptionFatalError ||
+      err instanceof DiscoveryError ||
+      err instanceof UnknownRecordError ||
+      err instanceof ProofUnavailableError ||
+      err instanceof ProofFailure
+    ) {
       process.stderr.write(`malfestio-mirror ${name}: ${e.message}\n`)
       return 1
     }

@@ -21,7 +21,7 @@ import { bumpCounters } from '../store/counters.ts'
 import { advanceCursor, getCursor } from '../store/cursor.ts'
 import type { Db } from '../store/db.ts'
 import { getIdentity, putIdentity } from '../store/identities.ts'
-import { purgeRepo, writeCommit, writeHistory, writeSnapshot, writeSyncHead, type AcceptedOp, type RecordValue, type SnapshotDiff } from '../store/records.ts'
+import { listRecords, purgeRepo, writeCommit, writeHistory, writeSnapshot, writeSyncHead, type AcceptedOp, type RecordValue, type SnapshotDiff } from '../store/records.ts'
 import { addRejection } from '../store/rejections.ts'
 import { getRepo, listRepos, setRepoAccount, setRepoState, type RepoState } from '../store/repos.ts'
 import { addStreamInfo } from '../store/status.ts'
@@ -520,13 +520,15 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
         count('resync.reactivated')
       }
       const car = await fetchRepoCar(m.did, upstreams)
+      flush() // the records we hold must be on disk: those the snapshot lacks get proofs of absence
+      const held = listRecords(db, { did: m.did, includeHidden: true }).map((r) => ({ collection: r.collection, rkey: r.rkey }))
       let snap
       try {
-        snap = await verifyRepoSnapshot(car, m.did, id.signingKey, inScope)
+        snap = await verifyRepoSnapshot(car, m.did, id.signingKey, inScope, { proveAbsent: held })
       } catch (err) {
         if (!(err instanceof VerificationError) || err.reason !== 'bad-signature') throw err
         const fresh = await identityOf(m.did, true, null)
-        snap = await verifyRepoSnapshot(car, m.did, fresh.signingKey, inScope)
+        snap = await verifyRepoSnapshot(car, m.did, fresh.signingKey, inScope, { proveAbsent: held })
       }
       if (m.head && snap.commit.rev < m.head.rev) {
         throw new Error(`upstream repo rev ${snap.commit.rev} is older than the mirror's ${m.head.rev}`)
@@ -545,7 +547,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
       db.transaction(() => {
         diff = writeSnapshot(
           db,
-          { did: m.did, rev: snap.commit.rev, commitCid: snap.commitCid, dataCid: snap.commit.data, sig: snap.commit.sig, signingKey: snap.signingKey, blocks: snap.proofBlocks, records },
+          { did: m.did, rev: snap.commit.rev, commitCid: snap.commitCid, dataCid: snap.commit.data, sig: snap.commit.sig, signingKey: snap.signingKey, blocks: snap.proofBlocks, records, absent: snap.absent },
           inScope,
         )
         setRepoState(db, m.did, 'synchronized', `resynced (${why})`)
@@ -610,7 +612,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     queueWrite((d) => setRepoAccount(d, evt.did, evt.active, status, evt.seq))
     if (!evt.active && evt.status === 'deleted') {
       count('account.purged')
-      queueWrite((d) => purgeRepo(d, evt.did))
+      queueWrite((d) => purgeRepo(d, evt.did, { seq: evt.seq, time: evt.time }))
     }
   }
 

@@ -65,29 +65,53 @@ function putVersion(
   db: Db,
   did: string,
   op: AcceptedOp,
-  action: string,
+  action: 'create' | 'update' | 'delete' | 'resync',
   c: { rev: string; cid: string; seq: number | null; time: string | null; signingKey: string },
+  source: 'firehose' | 'resync',
 ): void {
+  const uri = recordUri(did, op.collection, op.rkey)
   const proof = [c.cid, ...op.proofPath, ...(op.cid ? [op.cid] : [])]
-  db.prepare(
-    `INSERT OR IGNORE INTO record_versions
-       (uri, did, collection, rkey, action, cid, prev_cid, rev, commit_cid, seq, time, signing_key, proof_cids)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  ).run(
-    recordUri(did, op.collection, op.rkey),
+  // the identity write of the same batch runs first, so this is the handle the author had when accepted
+  const id = db.prepare('SELECT handle, handle_verified AS verified FROM identities WHERE did = ?').get(did) as
+    | { handle: string | null; verified: number }
+    | undefined
+  const row = {
+    uri,
     did,
-    op.collection,
-    op.rkey,
+    collection: op.collection,
+    rkey: op.rkey,
     action,
-    op.cid,
-    op.prev,
-    c.rev,
-    c.cid,
-    c.seq,
-    c.time,
-    c.signingKey,
-    JSON.stringify(proof),
-  )
+    cid: op.cid,
+    prev: op.prev,
+    rev: c.rev,
+    commit: c.cid,
+    seq: c.seq,
+    time: c.time,
+    key: c.signingKey,
+    proof: JSON.stringify(proof),
+    handle: id?.handle ?? null,
+    verified: id ? id.verified : null,
+  }
+  const insert = `INSERT INTO record_versions
+       (uri, did, collection, rkey, action, cid, prev_cid, rev, commit_cid, seq, time, signing_key, proof_cids, handle, handle_verified)
+     VALUES (@uri, @did, @collection, @rkey, @action, @cid, @prev, @rev, @commit, @seq, @time, @key, @proof, @handle, @verified)`
+  if (source === 'resync') {
+    db.prepare(`${insert} ON CONFLICT (uri, rev) DO NOTHING`).run(row)
+    return
+  }
+  // A firehose op says more than a resync snapshot of the same commit (which op, seq, time): it
+  // replaces a snapshot row at the same rev, and makes a snapshot row that only repeats it redundant
+  // (same CID, the very next row of that record).
+  db.prepare(
+    `${insert} ON CONFLICT (uri, rev) DO UPDATE SET action = excluded.action, prev_cid = excluded.prev_cid, seq = excluded.seq,
+       time = excluded.time, proof_cids = excluded.proof_cids
+     WHERE record_versions.seq IS NULL`,
+  ).run(row)
+  db.prepare(
+    `DELETE FROM record_versions AS r
+     WHERE r.uri = @uri AND r.seq IS NULL AND r.action IN ('resync', 'delete') AND r.cid IS @cid AND r.rev > @rev
+       AND NOT EXISTS (SELECT 1 FROM record_versions m WHERE m.uri = @uri AND m.rev > @rev AND m.rev < r.rev)`,
+  ).run({ uri, cid: op.cid, rev: c.rev })
 }
 
 /**
@@ -105,7 +129,7 @@ export function writeHistory(db: Db, accepted: AcceptedCommit): void {
   const skip = new Set(c.ops.map((o) => o.cid).filter((x): x is string => !!x && !keep.has(x)))
   putBlocks(db, c.did, [...c.blocks].filter(([cid]) => !skip.has(cid)))
   const meta = { rev: c.rev, cid: c.cid, seq: c.seq, time: c.time, signingKey: c.signingKey }
-  for (const op of accepted.ops) putVersion(db, c.did, op, op.action, meta)
+  for (const op of accepted.ops) putVersion(db, c.did, op, op.action, meta, 'firehose')
 }
 
 /**
@@ -146,6 +170,8 @@ export interface VerifiedSnapshot {
   /** blocks to keep: commit, MST nodes on in-scope paths, in-scope records */
   blocks: Map<string, Uint8Array>
   records: (AcceptedOp & { action: 'create' })[]
+  /** stored records the snapshot proves absent, with the MST nodes proving it (in `blocks`) */
+  absent?: { collection: string; rkey: string; proofPath: string[] }[]
 }
 
 export interface SnapshotDiff {
@@ -181,25 +207,57 @@ export function writeSnapshot(db: Db, snap: VerifiedSnapshot, inScope: (collecti
       continue
     }
     putRecord(db, snap.did, op, snap.rev, null)
-    putVersion(db, snap.did, { ...op, prev: old?.cid ?? null }, old ? 'update' : 'create', meta)
+    // 'resync': the snapshot proves the record as of this commit, not that this commit wrote it
+    putVersion(db, snap.did, { ...op, prev: old?.cid ?? null }, 'resync', meta, 'resync')
     if (old) diff.updated++
     else diff.created++
   }
+  const absence = new Map((snap.absent ?? []).map((a) => [recordUri(snap.did, a.collection, a.rkey), a.proofPath]))
   for (const old of existing.values()) {
     if (!inScope(old.collection)) continue
     db.prepare('DELETE FROM records WHERE uri = ?').run(old.uri)
-    putVersion(db, snap.did, { action: 'delete', collection: old.collection, rkey: old.rkey, cid: null, prev: old.cid, proofPath: [] }, 'delete', meta)
+    const proofPath = absence.get(old.uri) ?? []
+    putVersion(db, snap.did, { action: 'delete', collection: old.collection, rkey: old.rkey, cid: null, prev: old.cid, proofPath }, 'delete', meta, 'resync')
     diff.deleted++
   }
   setRepoHead(db, snap.did, { rev: snap.rev, dataCid: snap.dataCid, headCid: snap.commitCid })
   return diff
 }
 
-/** Deletes a repo's records and proof blocks (account deleted); versions stay as history. */
-export function purgeRepo(db: Db, did: string): number {
-  const n = db.prepare('DELETE FROM records WHERE did = ?').run(did).changes
+/**
+ * Account deleted: drops the repo's records and proof blocks (blocks are keyed by DID, so other repos'
+ * proofs are untouched) and leaves a `purge` tombstone version per dropped record plus a
+ * `repo_purges` row saying which versions lost their blocks. No commit proves a purge: the tombstone
+ * carries the #account event's seq and time. Returns how many records were dropped.
+ */
+export function purgeRepo(db: Db, did: string, event: { seq: number | null; time: string | null } = { seq: null, time: null }): number {
+  const head = db.prepare('SELECT rev, head_cid AS headCid FROM repos WHERE did = ?').get(did) as
+    | { rev: string | null; headCid: string | null }
+    | undefined
+  const id = db.prepare('SELECT handle, handle_verified AS verified FROM identities WHERE did = ?').get(did) as
+    | { handle: string | null; verified: number }
+    | undefined
+  const gone = db.prepare('SELECT uri, collection, rkey, cid FROM records WHERE did = ? ORDER BY uri').all(did) as {
+    uri: string
+    collection: string
+    rkey: string
+    cid: string
+  }[]
+  const tomb = db.prepare(
+    `INSERT INTO record_versions
+       (uri, did, collection, rkey, action, cid, prev_cid, rev, commit_cid, seq, time, signing_key, proof_cids, handle, handle_verified)
+     VALUES (?, ?, ?, ?, 'purge', NULL, ?, NULL, NULL, ?, ?, NULL, '[]', ?, ?)`,
+  )
+  for (const r of gone) tomb.run(r.uri, did, r.collection, r.rkey, r.cid, event.seq, event.time, id?.handle ?? null, id ? id.verified : null)
+  const last = (db.prepare('SELECT MAX(id) AS id FROM record_versions WHERE did = ?').get(did) as { id: number | null }).id
+  if (last !== null) {
+    db.prepare(
+      `INSERT INTO repo_purges (did, seq, time, head_rev, head_cid, records, last_version_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(did, event.seq, event.time, head?.rev ?? null, head?.headCid ?? null, gone.length, last, nowIso())
+  }
+  db.prepare('DELETE FROM records WHERE did = ?').run(did)
   db.prepare('DELETE FROM blocks WHERE did = ?').run(did)
-  return n
+  return gone.length
 }
 
 export interface RecordRow {

@@ -115,4 +115,50 @@ export const MIGRATIONS: string[] = [
     value INTEGER NOT NULL
   );
   `,
+  /* 2: provenance — purge tombstones, the handle known with each version, account purges, card → deck lookups */ `
+  CREATE TABLE record_versions_v2 (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    uri             TEXT NOT NULL,
+    did             TEXT NOT NULL,
+    collection      TEXT NOT NULL,
+    rkey            TEXT NOT NULL,
+    -- create/update/delete: a firehose op; resync: the record as a verified getRepo snapshot held it;
+    -- purge: the account was deleted and the record dropped (no commit proves it: commit, key, rev null)
+    action          TEXT NOT NULL CHECK (action IN ('create', 'update', 'delete', 'resync', 'purge')),
+    cid             TEXT,
+    prev_cid        TEXT,
+    rev             TEXT,
+    commit_cid      TEXT,
+    seq             INTEGER,
+    time            TEXT,
+    signing_key     TEXT,
+    proof_cids      TEXT NOT NULL,
+    -- the author's handle as resolved when the version was accepted
+    handle          TEXT,
+    handle_verified INTEGER,
+    CHECK ((action = 'purge') = (commit_cid IS NULL)),
+    CHECK (action = 'purge' OR (rev IS NOT NULL AND signing_key IS NOT NULL)),
+    UNIQUE (uri, rev)
+  );
+  INSERT INTO record_versions_v2 (id, uri, did, collection, rkey, action, cid, prev_cid, rev, commit_cid, seq, time, signing_key, proof_cids)
+    SELECT id, uri, did, collection, rkey, action, cid, prev_cid, rev, commit_cid, seq, time, signing_key, proof_cids FROM record_versions;
+  DROP TABLE record_versions;
+  ALTER TABLE record_versions_v2 RENAME TO record_versions;
+  CREATE INDEX record_versions_by_did ON record_versions (did, id);
+  CREATE TABLE repo_purges (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    did             TEXT NOT NULL,
+    seq             INTEGER,
+    time            TEXT,
+    head_rev        TEXT,
+    head_cid        TEXT,
+    records         INTEGER NOT NULL,
+    -- versions of this DID up to here lost their blocks with the purge
+    last_version_id INTEGER NOT NULL,
+    at              TEXT NOT NULL
+  );
+  CREATE INDEX repo_purges_by_did ON repo_purges (did);
+  CREATE INDEX records_by_deck_ref ON records (json_extract(value_json, '$.deckRef'))
+    WHERE collection = 'org.stormlightlabs.malfestio.card';
+  `,
 ]

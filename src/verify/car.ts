@@ -3,7 +3,7 @@
  */
 import { createHash } from 'node:crypto'
 import { fromUint8Array } from '@atcute/car'
-import { toString as cidToString, CODEC_DCBOR, HASH_SHA256 } from '@atcute/cid'
+import { fromDigest, toString as cidToString, CODEC_DCBOR, HASH_SHA256 } from '@atcute/cid'
 import { VerificationError } from './reasons.ts'
 
 /** Blocks keyed by CID string; every entry has been hashed and matches its CID. */
@@ -49,4 +49,16 @@ export function readVerifiedCar(bytes: Uint8Array): VerifiedCar {
     throw new VerificationError('car-invalid', `CAR body does not parse: ${(err as Error).message}`, { cause: err })
   }
   return { roots, blocks }
+}
+
+/** The CID (sha-256, DAG-CBOR) of a block's bytes, as a base32 string. */
+export const cidOfBlock = (bytes: Uint8Array): string => cidToString(fromDigest(CODEC_DCBOR, sha256(bytes)))
+
+/**
+ * Checks one stored block against its CID (offline re-verification).
+ * @throws {VerificationError} `cid-mismatch`
+ */
+export function checkBlock(cid: string, bytes: Uint8Array): void {
+  const actual = cidOfBlock(bytes)
+  if (actual !== cid) throw new VerificationError('cid-mismatch', `block ${cid} hashes to ${actual}`)
 }

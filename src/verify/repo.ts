@@ -29,10 +29,14 @@ export interface VerifiedRepoSnapshot {
   proofBlocks: BlockSet
   /** how many records the repo holds in all collections */
   totalRecords: number
+  /** keys asked for in `proveAbsent` that the repo does not hold, with the MST nodes proving it */
+  absent: { collection: string; rkey: string; proofPath: string[] }[]
 }
 
 /**
  * Verifies a full repo CAR for `did` with `signingKey` and extracts the records of in-scope collections.
+ * For each key of `proveAbsent` the repo does not hold (records the mirror had that are gone), the
+ * MST nodes proving the absence are kept too, so the tombstone can be re-proven later.
  * @throws {VerificationError} (`car-invalid`, `cid-mismatch`, `commit-mismatch`, `bad-signature`, `mst-proof`)
  */
 export async function verifyRepoSnapshot(
@@ -40,6 +44,7 @@ export async function verifyRepoSnapshot(
   did: string,
   signingKey: string,
   inScope: (collection: string) => boolean,
+  opts: { proveAbsent?: { collection: string; rkey: string }[] } = {},
 ): Promise<VerifiedRepoSnapshot> {
   const car = readVerifiedCar(carBytes)
   if (car.roots.length !== 1) throw new VerificationError('car-invalid', `repo CAR has ${car.roots.length} roots`)
@@ -74,5 +79,15 @@ export async function verifyRepoSnapshot(
     proofBlocks.set(cid, bytes)
     records.push({ collection: c.collection, rkey: c.rkey, cid, bytes, proofPath })
   }
-  return { verified: true, did, commitCid, commit, signingKey, records, proofBlocks, totalRecords: creates.length }
+  const present = new Set(records.map((r) => `${r.collection}/${r.rkey}`))
+  const absent: VerifiedRepoSnapshot['absent'] = []
+  for (const k of opts.proveAbsent ?? []) {
+    const path = `${k.collection}/${k.rkey}`
+    if (present.has(path) || !inScope(k.collection)) continue
+    if ((await view.get(path)) !== null) continue
+    const proofPath = await view.proofPath(path)
+    for (const p of proofPath) proofBlocks.set(p, car.blocks.get(p)!)
+    absent.push({ collection: k.collection, rkey: k.rkey, proofPath })
+  }
+  return { verified: true, did, commitCid, commit, signingKey, records, proofBlocks, totalRecords: creates.length, absent }
 }
