@@ -51,7 +51,7 @@ export function seqFlag(name: string, value: string | undefined): number | undef
 }
 
 /** The config every networked command shares: upstream, PLC, database, scope, handle resolver. */
-export function networkConfig(values: Record<string, unknown>): MirrorConfig {
+export function networkConfig(values: Record<string, unknown>, defaultService: string = DEFAULTS.service): MirrorConfig {
   const collections = pick(values.collections, 'MALFESTIO_COLLECTIONS', DEFAULTS.collections.join(','))
     .split(',')
     .map((s) => s.trim())
@@ -61,7 +61,7 @@ export function networkConfig(values: Record<string, unknown>): MirrorConfig {
   const handleResolver = pick(values['handle-resolver'], 'MALFESTIO_HANDLE_RESOLVER')
   return {
     ...DEFAULTS,
-    service: checkUrl('--relay', pick(values.relay, 'MALFESTIO_RELAY', DEFAULTS.service), ['ws:', 'wss:', 'http:', 'https:']),
+    service: checkUrl('--relay', pick(values.relay, 'MALFESTIO_RELAY', defaultService), ['ws:', 'wss:', 'http:', 'https:']),
     plcUrl: checkUrl('--plc', pick(values.plc, 'MALFESTIO_PLC', DEFAULTS.plcUrl), ['http:', 'https:']),
     dbPath: pick(values.db, 'MALFESTIO_DB', DEFAULTS.dbPath),
     collections,

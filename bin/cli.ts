@@ -3,6 +3,7 @@ import { ConfigError } from '../src/mirror/config.ts'
 import { MirrorFatalError } from '../src/mirror/mirror.ts'
 import { SubscriptionFatalError } from '../src/firehose/subscription.ts'
 import { StoreOpenError } from '../src/store/db.ts'
+import { CaptureFormatError } from '../src/firehose/capture.ts'
 import { UsageError } from './args.ts'
 import { recordsCommand, rejectionsCommand, statusCommand } from './commands/read.ts'
 import { replayCommand, syncCommand } from './commands/stream.ts'
@@ -13,6 +14,7 @@ import { AtUriError } from '../src/verify/at-uri.ts'
 import { ProofFailure } from '../src/verify/proof.ts'
 import { ProofUnavailableError } from '../src/store/proofs.ts'
 import { UnknownRecordError } from '../src/mirror/provenance.ts'
+import { captureCommand } from './commands/capture.ts'
 
 const USAGE = `malfestio-mirror — a verified firehose mirror of Malfestio records
 
@@ -23,6 +25,10 @@ Commands:
               follow the firehose live (Ctrl-C stops cleanly, cursor saved)
   replay      --from SEQ [--to SEQ] [--idle-ms MS] [--relay URL] [--db PATH] [--plc URL] [--json]
               replay a range into the mirror and exit
+  replay      --file FILE [--from SEQ] [--to SEQ] [--db PATH] [--plc URL] [--json]
+              replay a capture file through the same pipeline (its source is the file's upstream)
+  capture     --out FILE [--relay URL] [--from SEQ] [--to SEQ] [--idle-ms MS] [--force] [--json]
+              record the raw frames of an upstream into a capture file
   status      [--db PATH] [--json]     cursor, records per collection, repos per state, rejections
   records     [--db PATH] [--collection NSID] [--did DID] [--include-hidden] [--json]
   rejections  [--db PATH] [--did DID] [--reason CODE] [--json]
@@ -54,6 +60,7 @@ const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   audit: auditCommand,
   'export-proof': exportProofCommand,
   verify: verifyCommand,
+  capture: captureCommand,
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -86,7 +93,8 @@ export async function main(argv: string[]): Promise<number> {
       err instanceof DiscoveryError ||
       err instanceof UnknownRecordError ||
       err instanceof ProofUnavailableError ||
-      err instanceof ProofFailure
+      err instanceof ProofFailure ||
+      err instanceof CaptureFormatError
     ) {
       process.stderr.write(`malfestio-mirror ${name}: ${e.message}\n`)
       return 1

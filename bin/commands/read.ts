@@ -22,7 +22,7 @@ export function statusCommand(argv: string[]): number {
 export function formatStatus(r: StatusReport): string {
   const lines: string[] = []
   const kv = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k}=${v}`).join('  ') || '(none)'
-  lines.push(`cursor       ${r.cursors.map((c) => `${c.service} @ ${c.seq} (${c.updatedAt})`).join('\n             ') || '(none yet)'}`)
+  lines.push(`cursor       ${r.cursors.map((c) => `${c.service} @ ${c.seq} (${c.updatedAt}${c.eventTime ? `, event time ${c.eventTime}` : ''})`).join('\n             ') || '(none yet)'}`)
   lines.push(`records      ${r.records.total} (invalid ${r.records.invalid}, hidden ${r.records.hidden})`)
   for (const [c, n] of Object.entries(r.records.byCollection)) lines.push(`  ${c.padEnd(45)} ${n}`)
   lines.push(`versions     ${r.versions}   commits ${r.commits}   identities ${r.identities}`)

@@ -2,14 +2,16 @@
 import { DEFAULTS, type MirrorConfig } from '../../src/mirror/config.ts'
 import { runMirror, type Progress } from '../../src/mirror/run.ts'
 import { existsSync } from 'node:fs'
+import { getCursor } from '../../src/store/cursor.ts'
 import { openDb } from '../../src/store/db.ts'
 import { readStatus } from '../../src/store/status.ts'
+import { readCaptureHeader } from '../../src/firehose/capture.ts'
 import { COMMON, NETWORK, networkConfig, parse, seqFlag, UsageError } from '../args.ts'
 import { backfillInto } from './backfill.ts'
 
-function baseConfig(values: Record<string, unknown>): MirrorConfig {
+function baseConfig(values: Record<string, unknown>, defaultService: string = DEFAULTS.service): MirrorConfig {
   return {
-    ...networkConfig(values),
+    ...networkConfig(values, defaultService),
     stallMs: values['stall-ms'] ? Number(seqFlag('stall-ms', values['stall-ms'] as string)) : DEFAULTS.stallMs,
     connectAttempts:
       values['connect-attempts'] !== undefined ? Number(seqFlag('connect-attempts', values['connect-attempts'] as string)) : DEFAULTS.connectAttempts,
@@ -54,7 +56,11 @@ async function run(config: MirrorConfig, json: boolean, backfill = false): Promi
           }
         : undefined,
     })
-    if (json) process.stdout.write(JSON.stringify({ stoppedBy: result.stoppedBy, ...result.stats }) + '\n')
+    if (json) process.stdout.write(JSON.stringify({ stoppedBy: result.stoppedBy, ...result.stats, ...(result.capture ? { capture: result.capture } : {}) }) + '\n')
+    else if (result.capture && 'held' in result.capture) {
+      const c = result.capture
+      process.stderr.write(`upstream queries: ${c.served} answered from the ${c.held} recorded in the file, ${c.online} over the network\n`)
+    }
     return 0
   } finally {
     process.off('SIGINT', onSignal)
@@ -70,15 +76,27 @@ export async function syncCommand(argv: string[]): Promise<number> {
     'stall-ms': { type: 'string' },
     'connect-attempts': { type: 'string' },
     backfill: { type: 'boolean', default: false },
+    capture: { type: 'string' },
   })
   const config = baseConfig(values)
   config.cursor = seqFlag('cursor', values.cursor as string | undefined)
+  if (values.capture !== undefined) config.captureTo = values.capture as string
   if (!values.backfill && config.cursor === undefined && isEmptyMirror(config.dbPath)) {
     process.stderr.write(
       'empty database: sync mirrors what happens from now on. Run `malfestio-mirror backfill` (or `sync --backfill`) to fetch the records written before.\n',
     )
   }
   return run(config, values.json as boolean, values.backfill as boolean)
+}
+
+function storedCursor(dbPath: string, service: string): number | undefined {
+  if (!existsSync(dbPath)) return undefined
+  const db = openDb(dbPath)
+  try {
+    return getCursor(db, service)
+  } finally {
+    db.close()
+  }
 }
 
 function isEmptyMirror(dbPath: string): boolean {
@@ -97,15 +115,34 @@ export async function replayCommand(argv: string[]): Promise<number> {
     ...NETWORK,
     from: { type: 'string' },
     to: { type: 'string' },
+    file: { type: 'string' },
     'idle-ms': { type: 'string', default: '3000' },
     'stall-ms': { type: 'string' },
     'connect-attempts': { type: 'string' },
   })
-  if (values.from === undefined) throw new UsageError('replay needs --from SEQ')
+  if (values.file !== undefined) return replayFile(values)
+  if (values.from === undefined) throw new UsageError('replay needs --from SEQ (or --file FILE)')
   const config = baseConfig(values)
   config.cursor = seqFlag('from', values.from as string)
   config.stopAtSeq = seqFlag('to', values.to as string | undefined)
   config.idleMs = seqFlag('idle-ms', values['idle-ms'] as string)
   if (config.stopAtSeq !== undefined && config.stopAtSeq <= config.cursor!) throw new UsageError('--to must be greater than --from')
+  return run(config, values.json as boolean)
+}
+
+/** `replay --file`: the frames of a capture file through the same pipeline; the source is the file's. */
+async function replayFile(values: Record<string, unknown>): Promise<number> {
+  const file = values.file as string
+  // the header names the upstream: the cursor is stored under it and resyncs / getRepo go there
+  const header = await readCaptureHeader(file)
+  const config = baseConfig(values, header.source)
+  config.captureFile = file
+  // like sync, resume after the stored cursor (frames the mirror already has are no-ops); --from forces
+  const from = seqFlag('from', values.from as string | undefined)
+  config.cursor = from ?? (storedCursor(config.dbPath, config.service) === undefined ? (header.cursor ?? 0) : undefined)
+  config.stopAtSeq = seqFlag('to', values.to as string | undefined)
+  config.idleMs = undefined
+  if (config.stopAtSeq !== undefined && config.cursor !== undefined && config.stopAtSeq <= config.cursor) throw new UsageError('--to must be greater than --from')
+  process.stderr.write(`replaying ${file}: frames from ${header.source} (captured ${header.createdAt}${header.cursor === null ? '' : `, after seq ${header.cursor}`})\n`)
   return run(config, values.json as boolean)
 }

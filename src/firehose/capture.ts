@@ -9,6 +9,10 @@
  *   header   hlen      UTF-8 JSON {format, version, source, cursor, createdAt, …}
  *   frames   ( u32 length ‖ frame bytes )*    each frame: DAG-CBOR header ‖ DAG-CBOR body
  *
+ * A capture made by a mirroring process (`sync --capture`) also holds the upstream's answers the
+ * mirror used (getRepo, getRepoStatus) as frames of a type no firehose sends (`RECORDED_ANSWER_TYPE`,
+ * see capture-run.ts); other readers skip them as unknown message types, as the spec says to.
+ *
  * Reading streams: memory stays bounded by one frame (≤ the frame limit) plus a read chunk, and a
  * truncated or garbled file fails with a `CaptureFormatError` naming the byte offset and frame.
  */
@@ -20,6 +24,11 @@ export const CAPTURE_FORMAT = 'malfestio-mirror-capture'
 export const CAPTURE_VERSION = 1
 /** the JSON header is small; anything bigger is not a capture file */
 const MAX_HEADER_BYTES = 64 * 1024
+/**
+ * The largest entry a reader accepts: stream frames are limited to 5 MB by the protocol (the decoder
+ * enforces that), but recorded upstream answers (a whole getRepo CAR) can be much bigger.
+ */
+export const MAX_ENTRY_BYTES = 1024 * 1024 * 1024
 const READ_CHUNK = 256 * 1024
 
 export interface CaptureHeader {
@@ -35,14 +44,24 @@ export interface CaptureHeader {
   [key: string]: unknown
 }
 
-export type CaptureErrorCode = 'not-a-capture' | 'unsupported-version' | 'bad-header' | 'truncated' | 'frame-too-big' | 'exists'
+export type CaptureErrorCode =
+  | 'not-a-capture'
+  | 'unreadable'
+  | 'unsupported-version'
+  | 'bad-header'
+  | 'truncated'
+  | 'garbled'
+  | 'frame-too-big'
+  | 'bad-frame'
+  | 'bad-recording'
+  | 'exists'
 
 /** The file is not a readable capture: one line, with where it went wrong. */
 export class CaptureFormatError extends Error {
   readonly code: CaptureErrorCode
   readonly offset?: number
-  constructor(code: CaptureErrorCode, message: string, offset?: number) {
-    super(message)
+  constructor(code: CaptureErrorCode, message: string, offset?: number, options?: { cause?: unknown }) {
+    super(message, options)
     this.name = 'CaptureFormatError'
     this.code = code
     if (offset !== undefined) this.offset = offset
@@ -212,8 +231,13 @@ class ChunkReader {
  * Opens a capture file and checks its magic and header.
  * @throws {CaptureFormatError} when the file is not a capture of a version this code reads
  */
-export async function openCapture(path: string, opts: { maxFrameBytes?: number } = {}): Promise<CaptureReader> {
-  const fh = await open(path, 'r')
+export async function openCapture(path: string, opts: { maxEntryBytes?: number } = {}): Promise<CaptureReader> {
+  let fh: FileHandle
+  try {
+    fh = await open(path, 'r')
+  } catch (err) {
+    throw new CaptureFormatError('unreadable', `cannot open capture file ${path}: ${(err as Error).message}`, undefined, { cause: err })
+  }
   try {
     const reader = new ChunkReader(fh, 0)
     const magic = await reader.read(CAPTURE_MAGIC.byteLength)
@@ -244,7 +268,9 @@ export async function openCapture(path: string, opts: { maxFrameBytes?: number }
       throw new CaptureFormatError('bad-header', `${path}: header lacks a source URL or a valid cursor`, CAPTURE_MAGIC.byteLength + 4)
     }
     const dataOffset = reader.offset
-    const max = opts.maxFrameBytes ?? LIMITS.maxFrameBytes
+    const max = opts.maxEntryBytes ?? MAX_ENTRY_BYTES
+    // a garbled length prefix must not make us allocate what the file does not hold
+    const size = (await fh.stat()).size
     let started = false
     return {
       header,
@@ -252,9 +278,16 @@ export async function openCapture(path: string, opts: { maxFrameBytes?: number }
       async *frames() {
         if (started) throw new Error('capture frames can be read once per open')
         started = true
+        const read = async (n: number): Promise<Buffer> => {
+          try {
+            return await reader.read(n)
+          } catch (err) {
+            throw new CaptureFormatError('unreadable', `${path}: read failed at byte ${reader.offset}: ${(err as Error).message}`, reader.offset, { cause: err })
+          }
+        }
         for (let index = 0; ; index++) {
           const offset = reader.offset
-          const len = await reader.read(4)
+          const len = await read(4)
           if (len.byteLength === 0) return
           if (len.byteLength < 4) {
             throw new CaptureFormatError('truncated', `${path}: truncated at byte ${offset}: frame #${index} length prefix has ${len.byteLength} of 4 bytes`, offset)
@@ -262,12 +295,15 @@ export async function openCapture(path: string, opts: { maxFrameBytes?: number }
           const n = len.readUInt32BE(0)
           if (n === 0 || n > max) {
             throw new CaptureFormatError(
-              n === 0 ? 'bad-header' : 'frame-too-big',
+              n === 0 ? 'garbled' : 'frame-too-big',
               `${path}: garbled at byte ${offset}: frame #${index} claims ${n} bytes (limit ${max})`,
               offset,
             )
           }
-          const bytes = await reader.read(n)
+          if (offset + 4 + n > size) {
+            throw new CaptureFormatError('truncated', `${path}: truncated at byte ${offset}: frame #${index} has ${Math.max(0, size - offset - 4)} of ${n} bytes`, offset)
+          }
+          const bytes = await read(n)
           if (bytes.byteLength < n) {
             throw new CaptureFormatError('truncated', `${path}: truncated at byte ${offset}: frame #${index} has ${bytes.byteLength} of ${n} bytes`, offset)
           }
@@ -280,7 +316,8 @@ export async function openCapture(path: string, opts: { maxFrameBytes?: number }
   } catch (err) {
     await fh.close().catch(() => undefined)
     if ((err as NodeJS.ErrnoException).code === 'EISDIR') throw new CaptureFormatError('not-a-capture', `${path} is a directory`)
-    throw err
+    if (err instanceof CaptureFormatError) throw err
+    throw new CaptureFormatError('unreadable', `cannot read capture file ${path}: ${(err as Error).message}`, undefined, { cause: err })
   }
 }
 

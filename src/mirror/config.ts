@@ -43,6 +43,12 @@ export interface MirrorConfig {
   maxConcurrentResyncs: number
   /** handle resolution through a PDS's resolveHandle (tests, private networks) instead of DNS/HTTPS */
   handleResolverUrl?: string
+  /** read frames from this capture file instead of the network (`replay --file`); `service` is its source */
+  captureFile?: string
+  /** also write the frames as received, and the upstream answers used (getRepo, getRepoStatus), to this capture file (`sync --capture`) */
+  captureTo?: string
+  /** replace an existing `captureTo` file */
+  captureOverwrite?: boolean
 }
 
 export const DEFAULTS = {

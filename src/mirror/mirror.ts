@@ -26,7 +26,7 @@ import { addRejection } from '../store/rejections.ts'
 import { getRepo, listRepos, setRepoAccount, setRepoState, type RepoState } from '../store/repos.ts'
 import { addStreamInfo } from '../store/status.ts'
 import { collectionMatcher, httpBase, type MirrorConfig } from './config.ts'
-import { fetchRepoCar, fetchRepoStatus, INACTIVE_REPO_ERRORS, RepoFetchError } from './fetch-repo.ts'
+import { fetchRepoCar, fetchRepoStatus, INACTIVE_REPO_ERRORS, RepoFetchError, type UpstreamRepoStatus } from './fetch-repo.ts'
 import { discoverRepos } from './discover.ts'
 
 /** In-memory view of a repo, ahead of the database by the writes still pending in the batch. */
@@ -123,7 +123,17 @@ export interface MirrorHooks {
   onFlush?(ms: number, writes: number): void
 }
 
-export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = {}): Mirror {
+/** Where the mirror gets what it does not get from the stream (a replay serves recorded answers). */
+export interface MirrorDeps {
+  /** `com.atproto.sync.getRepo` from the first of `bases` that serves it (default: over HTTP) */
+  fetchRepo?: (did: string, bases: string[]) => Promise<Uint8Array>
+  /** `com.atproto.sync.getRepoStatus`, likewise */
+  fetchRepoStatus?: (did: string, bases: string[]) => Promise<UpstreamRepoStatus>
+}
+
+export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = {}, deps: MirrorDeps = {}): Mirror {
+  const fetchRepo = deps.fetchRepo ?? fetchRepoCar
+  const fetchStatus = deps.fetchRepoStatus ?? fetchRepoStatus
   const service = config.service
   const inScope = collectionMatcher(config.collections)
   const resolver = createIdentityResolver({
@@ -506,7 +516,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
       if (!m.active) {
         // hidden since an #account (or a refused getRepo): a reactivation may have been missed
         // (OutdatedCursor, a dropped frame), so ask the upstream before giving up on the repo
-        const upstream = await fetchRepoStatus(m.did, upstreams)
+        const upstream = await fetchStatus(m.did, upstreams)
         if (!upstream.active) {
           const status = upstream.status ?? m.status ?? 'inactive'
           if (status !== m.status) setAccount(m, false, status)
@@ -519,7 +529,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
         setAccount(m, true, null)
         count('resync.reactivated')
       }
-      const car = await fetchRepoCar(m.did, upstreams)
+      const car = await fetchRepo(m.did, upstreams)
       flush() // the records we hold must be on disk: those the snapshot lacks get proofs of absence
       const held = listRecords(db, { did: m.did, includeHidden: true }).map((r) => ({ collection: r.collection, rkey: r.rkey }))
       let snap

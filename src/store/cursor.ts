@@ -15,6 +15,19 @@ export function advanceCursor(db: Db, service: string, seq: number): void {
   ).run(service, seq, nowIso())
 }
 
-export function listCursors(db: Db): { service: string; seq: number; updatedAt: string }[] {
-  return db.prepare('SELECT service, seq, updated_at AS updatedAt FROM cursor ORDER BY service').all() as never
+/** Records the upstream's `time` of the event at `seq`, if `seq` is still the stored cursor. */
+export function setCursorEventTime(db: Db, service: string, seq: number, eventTime: string): void {
+  db.prepare('UPDATE cursor SET event_time = ? WHERE service = ? AND seq = ?').run(eventTime, service, seq)
+}
+
+export interface CursorRow {
+  service: string
+  seq: number
+  updatedAt: string
+  /** the upstream's time of the event at `seq` (null before it is known) */
+  eventTime: string | null
+}
+
+export function listCursors(db: Db): CursorRow[] {
+  return db.prepare('SELECT service, seq, updated_at AS updatedAt, event_time AS eventTime FROM cursor ORDER BY service').all() as never
 }

@@ -161,4 +161,7 @@ export const MIGRATIONS: string[] = [
   CREATE INDEX records_by_deck_ref ON records (json_extract(value_json, '$.deckRef'))
     WHERE collection = 'org.stormlightlabs.malfestio.card';
   `,
+  /* 3: the upstream's time of the event at the cursor (lag = now - event_time; /health, /metrics) */ `
+  ALTER TABLE cursor ADD COLUMN event_time TEXT;
+  `,
 ]

@@ -1,10 +1,10 @@
 /** The summary `status` prints: cursor, records per collection, repos per state, rejections per reason. */
 import { readCounters } from './counters.ts'
-import { listCursors } from './cursor.ts'
+import { listCursors, type CursorRow } from './cursor.ts'
 import type { Db } from './db.ts'
 
 export interface StatusReport {
-  cursors: { service: string; seq: number; updatedAt: string }[]
+  cursors: CursorRow[]
   records: { total: number; invalid: number; hidden: number; byCollection: Record<string, number> }
   repos: {
     total: number

@@ -2,7 +2,7 @@
  * Runs the real CLI as a separate process, as a user would: `npx malfestio-mirror …`, or (faster, the
  * same entry file npx resolves through package.json "bin") this Node running bin/malfestio-mirror.js.
  */
-import { execFile } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -35,4 +35,36 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult
       },
     )
   })
+}
+
+export interface CliProcess {
+  child: ChildProcess
+  stdout(): string
+  stderr(): string
+  /** resolves when the process exits (code null when killed by a signal) */
+  done: Promise<{ code: number | null; stdout: string; stderr: string }>
+}
+
+/** Starts the CLI in the background (a long-running `sync`, `serve`, `capture`): stop it with a signal. */
+export function startCli(args: string[], opts: { env?: Record<string, string> } = {}): CliProcess {
+  const child = spawn(process.execPath, ['bin/malfestio-mirror.js', ...args], { cwd: root, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')))
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString('utf8')))
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout: out, stderr: err })),
+  )
+  return { child, stdout: () => out, stderr: () => err, done }
+}
+
+/** Polls `check` until it returns a value (not undefined) or the deadline passes. */
+export async function waitFor<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await check()
+    if (v !== undefined) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
 }
