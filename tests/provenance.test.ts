@@ -373,4 +373,32 @@ describe('verify', () => {
       db.close()
     }
   })
+
+  it('a missing proof block, a commit row that lies, a version naming another record: each named with its code', async () => {
+    const probe = new Database(dbPath, { readonly: true })
+    const v1 = probe.prepare('SELECT id, proof_cids, commit_cid FROM record_versions WHERE uri = ? AND rev = ?').get(deck.uri, deckEdits[0]!.commit!.rev) as {
+      id: number
+      proof_cids: string
+      commit_cid: string
+    }
+    probe.close()
+    const check = async (path: string) => {
+      const db = openDb(path)
+      try {
+        return await verifyStore(db)
+      } finally {
+        db.close()
+      }
+    }
+    // the record block of deck v1 is gone (no other row needs it: v2 changed the deck)
+    const missing = await check(tampered('missing', 'DELETE FROM blocks WHERE did = ? AND cid = ?', A, deck.cid))
+    expect(missing.failures.map((f) => [f.row, f.code])).toEqual([[`record_versions id=${v1.id} uri=${deck.uri} rev=${deckEdits[0]!.commit!.rev}`, 'block-missing']])
+    // the commits row of v1 claims another data root than its signed block
+    const lying = await check(tampered('commit', 'UPDATE commits SET data_cid = ? WHERE did = ? AND cid = ?', deckEdits[1]!.cid, A, v1.commit_cid))
+    expect(lying.failures.map((f) => [f.row, f.code])).toEqual([[`commits did=${A} rev=${deckEdits[0]!.commit!.rev} cid=${v1.commit_cid}`, 'commit-mismatch']])
+    // the version of v1 claims the CID of v2: the MST at v1's commit says otherwise
+    const other = await check(tampered('mst', 'UPDATE record_versions SET cid = ? WHERE id = ?', deckEdits[1]!.cid, v1.id))
+    expect(other.failures.map((f) => [f.table, f.code])).toEqual([['record_versions', 'mst-proof']])
+    expect(other.failures[0]!.message).toContain(deck.cid)
+  })
 })

@@ -9,7 +9,7 @@
 import { decode } from '@atcute/cbor'
 import { findAtUris, parseRecordUri } from '../verify/at-uri.ts'
 import { checkBlock } from '../verify/car.ts'
-import { ProofFailure, toProofFailure, verifyProofCar, verifyRecordProof, verifyRecordValue, type ProofFailureCode } from '../verify/proof.ts'
+import { ProofFailure, toProofFailure, verifyProofCar, verifyRecordProof, verifyRecordValue, type ProofFailureCode, type SignatureCache } from '../verify/proof.ts'
 import type { Db } from '../store/db.ts'
 import {
   CARD_COLLECTION,
@@ -38,10 +38,17 @@ const MALFESTIO_PREFIX = 'org.stormlightlabs.malfestio.'
 export interface KeyOrigin {
   opCid: string
   createdAt: string
+  /** the operation that replaced the key, when one has */
+  endedBy?: { cid: string; createdAt: string } | null
+  /** false when that operation is no longer in the DID's verified log (nullified) */
+  inLog?: boolean
 }
 
-/** Looks up the PLC operation that introduced `signingKey` for `did`; null when unknown. */
-export type KeyOriginLookup = (db: Db, did: string, signingKey: string) => KeyOrigin | null
+/**
+ * Looks up the PLC operation behind the key a version's commit was verified with; null when unknown.
+ * SEAM(identity): the identity module's `commitKeyOrigin(db, did, rev)` / `keyOrigin(db, did, key)`.
+ */
+export type KeyOriginLookup = (db: Db, v: { did: string; rev: string; signingKey: string }) => KeyOrigin | null
 
 /** Whether a stored proof holds now. */
 export type ProofStatus =
@@ -220,7 +227,8 @@ function makeContext(db: Db, opts: AuditOptions) {
     repos.set(did, f)
     return f
   }
-  return { db, opts, facts }
+  const signatures: SignatureCache = new Set()
+  return { db, opts, facts, signatures }
 }
 
 type Ctx = ReturnType<typeof makeContext>
@@ -241,7 +249,7 @@ const failed = (err: unknown): ProofStatus => {
 }
 
 /** Re-proves one stored version from its stored proof blocks and the key it was accepted with. */
-export async function reverifyVersion(db: Db, v: VersionRow, purges: PurgeRow[]): Promise<ProofStatus> {
+export async function reverifyVersion(db: Db, v: VersionRow, purges: PurgeRow[], signatures?: SignatureCache): Promise<ProofStatus> {
   if (v.action === 'purge') return { status: 'none' }
   if (purges.some((p) => v.id <= p.lastVersionId)) return { status: 'purged' }
   try {
@@ -253,7 +261,7 @@ export async function reverifyVersion(db: Db, v: VersionRow, purges: PurgeRow[])
       rkey: v.rkey,
       cid: v.cid,
       rev: v.rev!,
-    })
+    }, signatures)
     return { status: 'verified' }
   } catch (err) {
     return failed(err)
@@ -265,12 +273,16 @@ export async function reverifyVersion(db: Db, v: VersionRow, purges: PurgeRow[])
  * (commit signature by the key the head was accepted with, MST path, record bytes) and the row's
  * JSON against its CBOR.
  */
-export async function reverifyCurrent(db: Db, rec: CurrentRecordRow): Promise<{ proof: ProofStatus; commitCid: string | null }> {
+export async function reverifyCurrent(
+  db: Db,
+  rec: CurrentRecordRow,
+  signatures?: SignatureCache,
+): Promise<{ proof: ProofStatus; commitCid: string | null }> {
   let built: RecordProofCar | undefined
   try {
     verifyRecordValue(rec.cid, rec.valueCbor, rec.valueJson)
     built = await buildRecordProofCar(db, rec.uri, { checkBlock })
-    await verifyProofCar(built.car, { did: rec.did, signingKey: built.signingKey, collection: rec.collection, rkey: rec.rkey, cid: rec.cid })
+    await verifyProofCar(built.car, { did: rec.did, signingKey: built.signingKey, collection: rec.collection, rkey: rec.rkey, cid: rec.cid }, signatures)
     return { proof: { status: 'verified' }, commitCid: built.commitCid }
   } catch (err) {
     return { proof: failed(err), commitCid: built?.commitCid ?? null }
@@ -297,14 +309,14 @@ async function recordAudit(ctx: Ctx, uri: string): Promise<RecordAudit> {
       handle: v.handle,
       handleVerified: v.handleVerified,
       keyRotatedOut: rotatedOut(f, v.signingKey),
-      keyOrigin: v.signingKey && ctx.opts.keyOrigin ? ctx.opts.keyOrigin(db, did, v.signingKey) : null,
-      proof: await reverifyVersion(db, v, f.purges),
+      keyOrigin: v.signingKey && v.rev && ctx.opts.keyOrigin ? ctx.opts.keyOrigin(db, { did, rev: v.rev, signingKey: v.signingKey }) : null,
+      proof: await reverifyVersion(db, v, f.purges, ctx.signatures),
     })
   }
   const rec = getCurrentRecord(db, uri)
   let current: RecordAudit['current'] = null
   if (rec) {
-    const { proof, commitCid } = await reverifyCurrent(db, rec)
+    const { proof, commitCid } = await reverifyCurrent(db, rec, ctx.signatures)
     let value: unknown
     try {
       value = JSON.parse(rec.valueJson)

@@ -8,7 +8,7 @@
  */
 import { checkBlock } from '../verify/car.ts'
 import { parseCommitBlock, verifyCommitSignature } from '../verify/commit.ts'
-import { PROOF_FAILURES, type ProofFailureCode } from '../verify/proof.ts'
+import { PROOF_FAILURES, type ProofFailureCode, type SignatureCache } from '../verify/proof.ts'
 import { VerificationError } from '../verify/reasons.ts'
 import type { Db } from '../store/db.ts'
 import {
@@ -77,6 +77,7 @@ export async function verifyStore(db: Db, opts: { onProgress?: (p: StoreProgress
   const purges = new Map<string, PurgeRow[]>()
   for (const p of listPurges(db)) purges.set(p.did, [...(purges.get(p.did) ?? []), p])
   const purged = (did: string) => purges.has(did)
+  const signatures: SignatureCache = new Set()
 
   const fail = (table: StoreTable, key: StoreFailure['key'], code: StoreFailure['code'], message: string) =>
     failures.push({ table, key, row: rowName(table, key), code, message })
@@ -125,7 +126,10 @@ export async function verifyStore(db: Db, opts: { onProgress?: (p: StoreProgress
             !Buffer.from(commit.sig).equals(Buffer.from(c.sig)) && 'sig',
           ].filter(Boolean)
           if (diff.length) fail('commits', key, 'commit-mismatch', `the commit block differs from the row: ${diff.join(', ')}`)
-          else verifyCommitSignature(bytes, c.signingKey)
+          else {
+            verifyCommitSignature(bytes, c.signingKey)
+            signatures.add(`${c.cid} ${c.signingKey}`)
+          }
         } catch (err) {
           fail('commits', key, codeOf(err), (err as Error).message)
         }
@@ -141,7 +145,7 @@ export async function verifyStore(db: Db, opts: { onProgress?: (p: StoreProgress
     const page = versionsPage(db, after, PAGE)
     if (!page.length) break
     for (const v of page) {
-      const s = await reverifyVersion(db, v, purges.get(v.did) ?? [])
+      const s = await reverifyVersion(db, v, purges.get(v.did) ?? [], signatures)
       if (s.status === 'none') skipped.tombstones++
       else if (s.status === 'purged') skipped.purgedVersions++
       else fromStatus('record_versions', { id: v.id, uri: v.uri, rev: v.rev }, s)
@@ -156,7 +160,7 @@ export async function verifyStore(db: Db, opts: { onProgress?: (p: StoreProgress
     const page = recordsPage(db, after, PAGE)
     if (!page.length) break
     for (const r of page) {
-      const { proof } = await reverifyCurrent(db, r)
+      const { proof } = await reverifyCurrent(db, r, signatures)
       fromStatus('records', { uri: r.uri }, proof)
       progress('records', ++checked.records)
     }

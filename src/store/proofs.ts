@@ -1,13 +1,13 @@
 /**
  * Proof CARs from the stored blocks: the signed commit, the MST path to a record and the record —
- * byte for byte what `com.atproto.sync.getRecord` returns, built by `@atproto/repo`'s own `getRecords`
- * over the mirror's `blocks` table. Shared by `export-proof` and the read API.
+ * the blocks `com.atproto.sync.getRecord` returns, chosen as `@atproto/repo`'s `getRecords` chooses
+ * them (`MST.cidsForPath`) over the mirror's `blocks` table. Shared by `export-proof` and the read API.
  *
  * Nothing here checks the blocks: `verify/proof.ts` does, on the CAR this returns.
  */
-import { BlockMap, concatBytesAsync, def, getRecords, MST, ReadableBlockstore } from '@atproto/repo'
+import { BlockMap, blocksToCarFile, def, MST, ReadableBlockstore } from '@atproto/repo'
 import { parseCid, type Cid } from '@atproto/lex-data'
-import type { Db } from './db.ts'
+import { cached, type Db } from './db.ts'
 
 export type BlockCheck = (cid: string, bytes: Uint8Array) => void
 
@@ -23,7 +23,7 @@ export class SqliteBlockstore extends ReadableBlockstore {
     super()
     this.did = did
     this.check = check
-    this.stmt = db.prepare('SELECT bytes FROM blocks WHERE did = ? AND cid = ?').pluck()
+    this.stmt = cached(db, 'SELECT bytes FROM blocks WHERE did = ? AND cid = ?').pluck()
   }
   /** Synchronous lookup by CID string. */
   get(cid: string): Uint8Array | undefined {
@@ -106,7 +106,7 @@ export async function buildRecordProofCar(
   let rev: string
   let at: RecordProofCar['at']
   if (opts.rev === undefined) {
-    const repo = db.prepare('SELECT head_cid AS headCid, rev FROM repos WHERE did = ?').get(did) as
+    const repo = cached(db, 'SELECT head_cid AS headCid, rev FROM repos WHERE did = ?').get(did) as
       | { headCid: string | null; rev: string | null }
       | undefined
     if (!repo?.headCid || !repo.rev) throw new ProofUnavailableError('not-found', `the mirror holds no head for the repo ${did}`)
@@ -114,7 +114,7 @@ export async function buildRecordProofCar(
     rev = repo.rev
     at = 'head'
   } else {
-    const v = db.prepare('SELECT commit_cid AS commitCid, rev FROM record_versions WHERE uri = ? AND rev = ?').get(uri, opts.rev) as
+    const v = cached(db, 'SELECT commit_cid AS commitCid, rev FROM record_versions WHERE uri = ? AND rev = ?').get(uri, opts.rev) as
       | { commitCid: string; rev: string }
       | undefined
     if (!v) throw new ProofUnavailableError('no-such-version', `the mirror holds no version of ${uri} at rev ${opts.rev}`)
@@ -122,20 +122,33 @@ export async function buildRecordProofCar(
     rev = v.rev
     at = 'version'
   }
-  const commit = db.prepare('SELECT signing_key AS signingKey FROM commits WHERE did = ? AND cid = ?').get(did, commitCid) as
+  const commit = cached(db, 'SELECT signing_key AS signingKey FROM commits WHERE did = ? AND cid = ?').get(did, commitCid) as
     | { signingKey: string }
     | undefined
   if (!commit) throw new ProofUnavailableError('blocks-missing', `commit ${commitCid} of ${did} is not stored`)
-  const purged = db.prepare('SELECT 1 FROM repo_purges WHERE did = ?').get(did)
+  const purged = cached(db, 'SELECT 1 AS one FROM repo_purges WHERE did = ?').get(did)
   const store = new SqliteBlockstore(db, did, opts.checkBlock)
   let car: Uint8Array
   let found: Cid | null
   try {
-    car = await concatBytesAsync(getRecords(store, parseCid(commitCid), [{ collection, rkey }]))
-    // the CID the MST maps the key to at that commit (the walk above read the same blocks)
-    const dataCid = (await store.readObj(parseCid(commitCid), def.commit)).data
-    found = await MST.load(store, dataCid).get(`${collection}/${rkey}`)
+    const root = parseCid(commitCid)
+    const head = await store.readObjAndBytes(root, def.commit)
+    const mst = MST.load(store, head.obj.data)
+    const key = `${collection}/${rkey}`
+    // the nodes on the key's path (and the record when present), as getRecords picks them
+    const path = await mst.cidsForPath(key)
+    found = await mst.get(key) // same tree object: its nodes are already loaded
+    const { blocks, missing } = await store.getBlocks(path)
+    if (missing.length) {
+      if (purged) throw new ProofUnavailableError('purged', `the account ${did} was deleted: its blocks were purged`)
+      throw new ProofUnavailableError('blocks-missing', `proof of ${uri} at ${commitCid}: blocks ${missing.join(', ')} are not stored`)
+    }
+    const all = new BlockMap()
+    all.set(root, head.bytes)
+    all.addMap(blocks)
+    car = await blocksToCarFile(root, all)
   } catch (err) {
+    if (err instanceof ProofUnavailableError) throw err
     const name = (err as Error)?.constructor?.name
     if (name === 'MissingBlockError' || name === 'MissingBlocksError') {
       if (purged) throw new ProofUnavailableError('purged', `the account ${did} was deleted: its blocks were purged`, { cause: err })

@@ -59,7 +59,12 @@ export interface ProvenRecord {
   recordBytes?: Uint8Array
 }
 
-export type BlockGetter = (cid: string) => Uint8Array | undefined
+/**
+ * Commit signatures already checked in one run, as `${commitCid} ${signingKey}`: the commit's bytes are
+ * pinned by its CID (hash-checked before the cache is consulted), so one check serves every record
+ * the commit proves.
+ */
+export type SignatureCache = Set<string>
 
 /** Converts a verification error met while re-proving stored data into a `ProofFailure` (others are rethrown). */
 export function toProofFailure(err: unknown): ProofFailure {
@@ -85,7 +90,11 @@ const fail = (err: unknown): never => {
  * parsed and its signature checked, and the MST is walked from the data root using only these blocks.
  * @throws {ProofFailure} naming the first thing that does not hold
  */
-export async function verifyRecordProof(blocks: ReadonlyMap<string, Uint8Array>, claim: RecordProofClaim): Promise<ProvenRecord> {
+export async function verifyRecordProof(
+  blocks: ReadonlyMap<string, Uint8Array>,
+  claim: RecordProofClaim,
+  signatures?: SignatureCache,
+): Promise<ProvenRecord> {
   try {
     for (const [cid, bytes] of blocks) {
       try {
@@ -101,7 +110,11 @@ export async function verifyRecordProof(blocks: ReadonlyMap<string, Uint8Array>,
     if (claim.rev !== undefined && commit.rev !== claim.rev) {
       throw new ProofFailure('commit-mismatch', `commit ${claim.commitCid} has rev ${commit.rev}, not ${claim.rev}`)
     }
-    verifyCommitSignature(commitBytes, claim.signingKey)
+    const signed = `${claim.commitCid} ${claim.signingKey}`
+    if (!signatures?.has(signed)) {
+      verifyCommitSignature(commitBytes, claim.signingKey)
+      signatures?.add(signed)
+    }
 
     const path = `${claim.collection}/${claim.rkey}`
     let found: string | null
@@ -130,7 +143,11 @@ export async function verifyRecordProof(blocks: ReadonlyMap<string, Uint8Array>,
  * writes): its root must be the signed commit.
  * @throws {ProofFailure}
  */
-export async function verifyProofCar(car: Uint8Array, claim: Omit<RecordProofClaim, 'commitCid'>): Promise<ProvenRecord> {
+export async function verifyProofCar(
+  car: Uint8Array,
+  claim: Omit<RecordProofClaim, 'commitCid'>,
+  signatures?: SignatureCache,
+): Promise<ProvenRecord> {
   let read
   try {
     read = readVerifiedCar(car)
@@ -138,7 +155,7 @@ export async function verifyProofCar(car: Uint8Array, claim: Omit<RecordProofCla
     return fail(err)
   }
   if (read.roots.length !== 1) throw new ProofFailure('car-invalid', `proof CAR has ${read.roots.length} roots, not 1`)
-  return verifyRecordProof(read.blocks, { ...claim, commitCid: read.roots[0]! })
+  return verifyRecordProof(read.blocks, { ...claim, commitCid: read.roots[0]! }, signatures)
 }
 
 /**
