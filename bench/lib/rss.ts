@@ -1,0 +1,28 @@
+/** Peak resident memory of this process, sampled (the OS's maxRSS cannot be reset between passes). */
+export interface RssSampler {
+  /** highest RSS seen since the last reset, in MB */
+  peakMb(): number
+  reset(): void
+  stop(): void
+}
+
+export const rssMb = (): number => process.memoryUsage.rss() / 1024 / 1024
+
+export function sampleRss(everyMs = 100): RssSampler {
+  let peak = rssMb()
+  const timer = setInterval(() => {
+    const now = rssMb()
+    if (now > peak) peak = now
+  }, everyMs)
+  timer.unref()
+  return {
+    peakMb: () => Math.max(peak, rssMb()),
+    reset: () => {
+      peak = rssMb()
+    },
+    stop: () => clearInterval(timer),
+  }
+}
+
+/** The OS's peak RSS of this process over its whole life, in MB. */
+export const maxRssMb = (): number => process.resourceUsage().maxRSS / 1024

@@ -1,0 +1,108 @@
+/**
+ * Scenario: this project's pipeline, exactly as `sync` runs it (runMirror: WebSocket client, frame
+ * decoding, per-repo queues, identity, verification, SQLite batches), over the bench relay, once or
+ * several times in the same process (a fresh copy of the start database each pass).
+ */
+import { copyFileSync, rmSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { DEFAULTS, type MirrorConfig } from '../../src/mirror/config.ts'
+import { runMirror } from '../../src/mirror/run.ts'
+import { childMain } from '../lib/child.ts'
+import { maxRssMb, rssMb, sampleRss } from '../lib/rss.ts'
+
+export interface MirrorScenarioInput {
+  label: string
+  service: string
+  http: string
+  /** database to start each pass from (backfilled repos); none = empty */
+  template: string | null
+  collections: string[]
+  lastSeq: number
+  passes: number
+  workDir: string
+}
+
+export interface MirrorPass {
+  elapsedSec: number
+  /** CPU time of this process during the pass (all threads): a figure less sensitive to a busy machine */
+  cpuSec: number
+  received: number
+  processed: number
+  verified: number
+  rejected: number
+  passthrough: number
+  stale: number
+  held: number
+  resyncs: number
+  rejections: Record<string, number>
+  peakRssMb: number
+  endRssMb: number
+  dbMb: number
+}
+
+export interface MirrorScenarioResult {
+  passes: MirrorPass[]
+  maxRssMb: number
+}
+
+childMain<MirrorScenarioInput, MirrorScenarioResult>(async (input, progress) => {
+  const rss = sampleRss()
+  const passes: MirrorPass[] = []
+  for (let pass = 1; pass <= input.passes; pass++) {
+    const dbPath = join(input.workDir, `${input.label}-${pass}.db`)
+    rmSync(dbPath, { force: true })
+    if (input.template) copyFileSync(input.template, dbPath)
+    const config: MirrorConfig = {
+      ...DEFAULTS,
+      service: input.service,
+      dbPath,
+      plcUrl: input.http,
+      handleResolverUrl: input.http,
+      collections: input.collections,
+      stopAtSeq: input.lastSeq,
+    }
+    const rejections: Record<string, number> = {}
+    rss.reset()
+    const t0 = performance.now()
+    const c0 = process.cpuUsage()
+    const { stats } = await runMirror(config, {
+      hooks: {
+        onCount: (name, n) => {
+          if (name.startsWith('rejected.')) rejections[name.slice(9)] = (rejections[name.slice(9)] ?? 0) + n
+        },
+      },
+      onProgress: (p) => {
+        if (p.done) return
+        const m = process.memoryUsage()
+        const mb = (x: number) => (x / 1048576).toFixed(0)
+        progress(
+          `${input.label} pass ${pass}: ${p.stats.received}/${input.lastSeq} frames, ${p.eventsPerSec.toFixed(0)}/s, ` +
+            `in flight ${p.stats.inFlight}, RSS ${mb(m.rss)} MB (heap ${mb(m.heapUsed)}, buffers ${mb(m.arrayBuffers)})`,
+        )
+      },
+    })
+    const elapsedSec = (performance.now() - t0) / 1000
+    const cpu = process.cpuUsage(c0)
+    passes.push({
+      elapsedSec,
+      cpuSec: (cpu.user + cpu.system) / 1e6,
+      received: stats.received,
+      processed: stats.processed,
+      verified: stats.verified,
+      rejected: stats.rejected,
+      passthrough: stats.passthrough,
+      stale: stats.stale,
+      held: stats.held,
+      resyncs: stats.resyncs,
+      rejections,
+      peakRssMb: rss.peakMb(),
+      endRssMb: rssMb(),
+      dbMb: statSync(dbPath).size / 1024 / 1024,
+    })
+    rmSync(dbPath, { force: true })
+    rmSync(dbPath + '-wal', { force: true })
+    rmSync(dbPath + '-shm', { force: true })
+  }
+  rss.stop()
+  return { passes, maxRssMb: maxRssMb() }
+})

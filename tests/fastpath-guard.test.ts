@@ -1,0 +1,115 @@
+// The correctness guard of the fast path: on a generated stream (the bench's generator, ~2 000
+// signed #commit frames from K-256 and P-256 accounts) and on the interop vectors, the fast path
+// (src/verify/*) and the reference path (@atproto/repo + @atproto/crypto only) give the same verdict
+// on every frame — honest ones and forged ones alike. The bench runs the same check on its whole stream.
+import { readFileSync } from 'node:fs'
+import { beforeAll, describe, expect, it } from 'vitest'
+import * as atcrypto from '@atproto/crypto'
+import { MST, MemoryBlockstore, BlockMap } from '@atproto/repo'
+import { parseCid } from '@atproto/lex-data'
+import { openCapture } from '../src/firehose/capture.ts'
+import { decodeFrame } from '../src/firehose/frames.ts'
+import type { CommitEvent } from '../src/firehose/events.ts'
+import { verifySignature } from '../src/verify/signature.ts'
+import { invertOps, toBlockstore } from '../src/verify/mst.ts'
+import { compareFrame, newTally, tamperFor, type CompareTally } from '../bench/lib/verdicts.ts'
+import { TAMPERS } from '../bench/lib/tamper.ts'
+import { ensureStream, parseStreamParams } from '../bench/stream/generate.ts'
+import type { CachedStream } from '../bench/stream/cache.ts'
+
+const fixture = (p: string) => JSON.parse(readFileSync(new URL(`./fixtures/atproto-interop/${p}`, import.meta.url), 'utf8'))
+
+describe('fast path = reference path on a generated stream', () => {
+  let stream: CachedStream
+  const events: CommitEvent[] = []
+
+  beforeAll(async () => {
+    // cached under bench/.cache after the first run (same parameters → same bytes)
+    stream = await ensureStream(parseStreamParams(['--commits', '2000']))
+    const reader = await openCapture(stream.capturePath)
+    for await (const f of reader.frames()) {
+      const frame = decodeFrame(f.bytes)
+      if (frame.kind !== 'message' || frame.event.type !== 'commit') throw new Error(`frame ${f.index} is not a #commit`)
+      events.push(frame.event)
+    }
+    await reader.close()
+  }, 600_000)
+
+  it('the stream looks like the network: mostly K-256, some P-256, creates/updates/deletes, Malfestio and others', () => {
+    expect(events).toHaveLength(2000)
+    const meta = stream.meta
+    expect(meta.p256Commits).toBeGreaterThan(0)
+    expect(meta.p256Commits).toBeLessThan(events.length / 2)
+    expect(meta.ops.update).toBeGreaterThan(0)
+    expect(meta.ops.delete).toBeGreaterThan(0)
+    expect(meta.ops.malfestio).toBeGreaterThan(0)
+    expect(meta.ops.malfestio).toBeLessThan(meta.ops.create + meta.ops.update + meta.ops.delete)
+    expect(meta.genesisCommits).toBeGreaterThan(0)
+    expect(meta.repoRecordsAtStart.max).toBeGreaterThan(1000)
+  })
+
+  it('every frame, and a forged variant of every 8th, gets the same verdict from both paths', async () => {
+    const keys = new Map(stream.accounts.map((a) => [a.did, a.didKey]))
+    const tally: CompareTally = newTally()
+    for (const [i, evt] of events.entries()) {
+      const other = stream.accounts.find((a) => a.did !== evt.repo && a.keyType === stream.accounts[i % stream.accounts.length]!.keyType)!
+      await compareFrame(tally, evt, keys.get(evt.repo)!, { did: other.did, key: other.didKey }, tamperFor(i, 8))
+    }
+    expect(tally.examples).toEqual([])
+    expect(tally.disagree).toBe(0)
+    expect(tally.unexpected).toBe(0)
+    expect(tally.frames).toBe(2000)
+    expect(tally.tampered).toBe(250)
+    // the honest frames all pass; every kind of lie was tried and refused
+    expect(tally.byVerdict.ok).toBe(2000)
+    for (const reason of ['bad-signature', 'cid-mismatch', 'mst-proof', 'inversion-mismatch', 'missing-prev', 'car-invalid', 'commit-mismatch']) {
+      expect(tally.byVerdict[reason], reason).toBeGreaterThan(0)
+    }
+    expect(TAMPERS.length * 20).toBeLessThanOrEqual(tally.tampered)
+  }, 600_000)
+})
+
+describe('fast path = reference path on the interop vectors', () => {
+  it('signature-fixtures.json: node:crypto (low-S enforced) and @atproto/crypto agree on every vector', async () => {
+    const vectors: { messageBase64: string; publicKeyDid: string; signatureBase64: string; validSignature: boolean }[] = fixture('crypto/signature-fixtures.json')
+    expect(vectors.length).toBeGreaterThanOrEqual(6)
+    for (const v of vectors) {
+      const msg = Buffer.from(v.messageBase64, 'base64')
+      const sig = Buffer.from(v.signatureBase64, 'base64')
+      const reference = await atcrypto.verifySignature(v.publicKeyDid, msg, sig).catch(() => false)
+      expect(verifySignature(v.publicKeyDid, msg, sig)).toBe(reference)
+      expect(reference).toBe(v.validSignature)
+    }
+  })
+
+  it('commit-proof-fixtures.json: the fast inversion and @atproto/repo’s MST agree on the old root', async () => {
+    const vectors: { leafValue: string; keys: string[]; adds: string[]; dels: string[]; rootBeforeCommit: string; rootAfterCommit: string; blocksInProof: string[] }[] =
+      fixture('firehose/commit-proof-fixtures.json')
+    for (const v of vectors) {
+      const leaf = parseCid(v.leafValue)
+      const store = new MemoryBlockstore()
+      let tree = await MST.create(store)
+      for (const k of v.keys) tree = await tree.add(k, leaf)
+      for (const k of v.adds) tree = await tree.add(k, leaf)
+      for (const k of v.dels) tree = await tree.delete(k)
+      const all = new Map<string, Uint8Array>()
+      for (const [cid, bytes] of (await tree.getUnstoredBlocks()).blocks) all.set(cid.toString(), bytes)
+      for (const [cid, bytes] of store.blocks) all.set(cid.toString(), bytes)
+      const proof = new Map(v.blocksInProof.map((c) => [c, all.get(c)!]))
+      const ops = [
+        ...v.adds.map((path) => ({ action: 'create' as const, path })),
+        ...v.dels.map((path) => ({ action: 'delete' as const, path, prev: v.leafValue })),
+      ].sort((a, b) => (a.path < b.path ? -1 : 1))
+
+      // reference: @atproto/repo's MST over the proof blocks alone
+      const map = new BlockMap()
+      for (const [cid, bytes] of proof) map.set(parseCid(cid), bytes)
+      let ref = MST.load(new MemoryBlockstore(map), parseCid(v.rootAfterCommit))
+      for (const op of [...ops].reverse()) ref = op.action === 'create' ? await ref.delete(op.path) : await ref.add(op.path, leaf)
+      const reference = (await ref.getPointer()).toString()
+
+      expect(await invertOps(toBlockstore(proof), v.rootAfterCommit, ops)).toBe(reference)
+      expect(reference).toBe(v.rootBeforeCommit)
+    }
+  })
+})
