@@ -36,7 +36,10 @@ async function getJson(url: URL, signal?: AbortSignal): Promise<{ status: number
     const timeout = AbortSignal.timeout(30_000)
     res = await fetch(url, { signal: signal ? AbortSignal.any([timeout, signal]) : timeout })
   } catch (err) {
-    throw new DiscoveryError(`${url.origin}${url.pathname}: ${(err as Error).message}`, { cause: err })
+    const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause
+    const detail = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : undefined
+    const why = detail ? `${(err as Error).message} (${detail})` : (err as Error).message
+    throw new DiscoveryError(`cannot reach ${url.origin}${url.pathname}: ${why}`, { cause: err })
   }
   const text = await res.text()
   let body: any = null
