@@ -67,6 +67,11 @@ const isMap = (v: unknown): v is CborMap => typeof v === 'object' && v !== null 
 
 const optString = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined)
 
+/** A short description of a value for an error message. Never String(): a hostile array nested a
+ * million deep would overflow the stack of Array.prototype.join. */
+const describe = (v: unknown): string =>
+  typeof v === 'string' ? JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v) : v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'a map' : typeof v
+
 function toEvent(t: string, body: CborMap): StreamEvent | null {
   switch (t) {
     case '#commit':
@@ -142,7 +147,7 @@ function opsOf(v: unknown): RepoOp[] {
     if (!isMap(op)) throw new FrameDecodeError('bad-body', `ops[${i}] is not a map`)
     const action = op.action
     if (action !== 'create' && action !== 'update' && action !== 'delete') {
-      throw new FrameDecodeError('bad-body', `ops[${i}].action ${String(action)} is not create/update/delete`)
+      throw new FrameDecodeError('bad-body', `ops[${i}].action ${describe(action)} is not create/update/delete`)
     }
     if (typeof op.path !== 'string') throw new FrameDecodeError('bad-body', `ops[${i}].path is not a string`)
     return {

@@ -6,8 +6,8 @@
  * run concurrently. The cursor written with a batch is the highest seq below which every event has
  * finished, so a crash never skips an event; re-delivered events are no-ops (seq or rev ≤ stored).
  */
-import { decode as decodeCbor } from '@atcute/cbor'
 import type { AccountEvent, CommitEvent, Frame, IdentityEvent, InfoEvent, RepoEvent, SyncEvent } from '../firehose/events.ts'
+import type { FrameErrorCode } from '../firehose/frames.ts'
 import { eventDid } from '../firehose/events.ts'
 import { checkChain, type RepoHead } from '../verify/chain.ts'
 import { verifyCommit, type VerifiedCommit } from '../verify/commit.ts'
@@ -15,6 +15,7 @@ import { verifySync, type VerifiedSync } from '../verify/sync.ts'
 import { emptyTreeRoot } from '../verify/mst.ts'
 import { createIdentityResolver, IdentityError, pdsHandleResolver, type ResolvedIdentity } from '../verify/identity.ts'
 import { validateRecord } from '../verify/lexicon.ts'
+import { decodeRecord } from '../verify/record.ts'
 import { VerificationError, type ReasonCode } from '../verify/reasons.ts'
 import { verifyRepoSnapshot } from '../verify/repo.ts'
 import { bumpCounters } from '../store/counters.ts'
@@ -52,6 +53,8 @@ export interface MirrorStats {
   duplicates: number
   passthrough: number
   unknown: number
+  /** frames that did not decode (each dropped the connection, re-opened from the cursor) */
+  badFrames: number
   resyncs: number
   resyncFailures: number
   held: number
@@ -87,6 +90,8 @@ export class MirrorFatalError extends Error {
 export interface Mirror {
   /** Feeds one decoded frame; resolves when the mirror can take the next (backpressure). */
   handleFrame(frame: Frame): Promise<void>
+  /** Counts a frame that did not decode (it has no trustworthy seq: nothing else is recorded). */
+  badFrame(code: FrameErrorCode): void
   /** Waits for every queued event, then writes the last batch. */
   drain(): Promise<void>
   /**
@@ -168,7 +173,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   let durable = stored
 
   const st: MirrorStats = {
-    received: 0, processed: 0, verified: 0, rejected: 0, stale: 0, duplicates: 0, passthrough: 0, unknown: 0,
+    received: 0, processed: 0, verified: 0, rejected: 0, stale: 0, duplicates: 0, passthrough: 0, unknown: 0, badFrames: 0,
     resyncs: 0, resyncFailures: 0, held: 0, inFlight: 0, inFlightBytes: 0, identityWaiting: 0, background: 0, lastSeq: null, cursor: stored ?? null,
   }
   const totals = new Map<string, number>()
@@ -280,19 +285,29 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   }
 
   function track(did: string): RepoMemo {
-    const m: RepoMemo = {
+    return adopt(newRepo(did))
+  }
+
+  /** A repo met for the first time: not remembered (memory, `repos` table) until it proves out. */
+  function newRepo(did: string): RepoMemo {
+    return {
       did, head: null, headCid: null, state: 'desynchronized', active: true, status: null,
       lastSeq: -1, nextResyncAt: 0, resyncFailures: 0,
     }
-    repos.set(did, m)
-    queueWrite((d) => setRepoState(d, did, 'desynchronized', 'first sight'))
+  }
+
+  function adopt(m: RepoMemo): RepoMemo {
+    repos.set(m.did, m)
+    queueWrite((d) => setRepoState(d, m.did, 'desynchronized', 'first sight'))
     return m
   }
 
   function reject(evt: { seq: number; did: string; rev?: string }, reason: ReasonCode, message: string): void {
     st.rejected++
     count(`rejected.${reason}`)
-    queueWrite((d) => addRejection(d, { seq: evt.seq, did: evt.did, reason, message, rev: evt.rev ?? null }))
+    // messages and revs quote the stream, which may send megabytes where a few characters belong
+    const row = { seq: evt.seq, did: clip(evt.did, 2048), reason, message: clip(message, 2048), rev: evt.rev === undefined ? null : clip(evt.rev, 64) }
+    queueWrite((d) => addRejection(d, row))
   }
 
   // ───────────── identity ─────────────
@@ -343,13 +358,17 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   async function onCommit(evt: CommitEvent): Promise<void> {
     const did = evt.repo
     let m = memo(did)
+    // a commit that names a DID never seen is adopted only once it proves out: a stream of forged
+    // commits for made-up DIDs leaves rejections, not repos to track and retry forever
+    let unknownRepo = false
     if (!m) {
       if (!evt.ops.some((op) => inScope(op.path.slice(0, op.path.indexOf('/'))))) {
         st.passthrough++
         count('frames.passthrough')
         return
       }
-      m = track(did)
+      m = newRepo(did)
+      unknownRepo = true
     }
     if (!m.active) {
       reject({ seq: evt.seq, did, rev: evt.rev }, 'repo-inactive', `account is ${m.status ?? 'inactive'}: commit not applied`)
@@ -382,6 +401,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     }
     st.verified++
     count('commits.verified')
+    if (unknownRepo) adopt(m)
 
     if (m.state !== 'synchronized') {
       // first sight or a known gap: a genesis commit starts the chain, anything else needs the repo
@@ -456,7 +476,10 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   }
 
   function recordValue(collection: string, bytes: Uint8Array): RecordValue {
-    const value = decodeCbor(bytes)
+    const decoded = decodeRecord(bytes)
+    // proven (its hash is in the signed tree) but not a record: kept as signed, flagged invalid
+    if (!decoded.ok) return { json: 'null', cbor: bytes, valid: false, invalidReason: decoded.reason }
+    const value = decoded.value
     const validity = validateRecord(collection, value)
     return {
       json: JSON.stringify(value),
@@ -664,9 +687,12 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   }
 
   function onInfo(evt: InfoEvent): void {
-    count(`info.${evt.name}`)
+    // counter names come from a closed list: the stream must not be able to grow the counters table
+    count(`info.${KNOWN_INFO.has(evt.name) ? evt.name : 'other'}`)
     const at = lastSeq >= 0 ? lastSeq : null
-    queueWrite((d) => addStreamInfo(d, evt.name, evt.message ?? null, at))
+    const name = clip(evt.name, 128)
+    const message = evt.message === undefined ? null : clip(evt.message, 2048)
+    queueWrite((d) => addStreamInfo(d, name, message, at))
     if (evt.name === 'OutdatedCursor') healOutdatedCursor()
   }
 
@@ -815,7 +841,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     if (stopping) return // not taken: the cursor stays below it
     st.received++
     if (frame.kind === 'error') {
-      count(`errors.${frame.error}`)
+      count(`errors.${KNOWN_ERRORS.has(frame.error) ? frame.error : 'other'}`)
       return
     }
     if (frame.kind === 'unknown') {
@@ -864,6 +890,10 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   return {
     service,
     handleFrame,
+    badFrame(code) {
+      st.badFrames++
+      count(`frames.undecodable.${code}`)
+    },
     drain,
     stop,
     async resync(did, why) {
@@ -888,3 +918,8 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     },
   }
 }
+
+const KNOWN_INFO = new Set(['OutdatedCursor'])
+const KNOWN_ERRORS = new Set(['FutureCursor', 'ConsumerTooSlow'])
+
+const clip = (s: string, max: number): string => (s.length > max ? `${s.slice(0, max)}… (${s.length} characters)` : s)

@@ -111,7 +111,9 @@ export async function runMirror(config: MirrorConfig, opts: RunOptions = {}): Pr
   }
   const ticker = setInterval(() => {
     report(false)
-    if (config.idleMs !== undefined && Date.now() - lastFrameAt > config.idleMs && mirror.stats().inFlight === 0) {
+    // silence counts only on an open connection: a relay that keeps failing is not "caught up"
+    const idle = connection.state === 'connected' && Date.now() - lastFrameAt > (config.idleMs ?? Infinity)
+    if (idle && mirror.stats().inFlight === 0) {
       stoppedBy = 'idle'
       stop.abort()
     }
@@ -148,7 +150,9 @@ export async function runMirror(config: MirrorConfig, opts: RunOptions = {}): Pr
         signal: stop.signal,
         onState: (s) => {
           connection = s
+          if (s.state === 'connected') lastFrameAt = Date.now()
         },
+        onBadFrame: (err) => mirror.badFrame(err.code),
         onFrame,
       })
     }

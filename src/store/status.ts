@@ -65,6 +65,12 @@ export function readStatus(db: Db): StatusReport {
   }
 }
 
+/** Most recent #info messages kept: the upstream may send any number of them. */
+export const STREAM_INFO_KEPT = 1000
+
 export function addStreamInfo(db: Db, name: string, message: string | null, cursor: number | null): void {
-  db.prepare('INSERT INTO stream_info (name, message, cursor, at) VALUES (?, ?, ?, ?)').run(name, message, cursor, new Date().toISOString())
+  const { lastInsertRowid } = db
+    .prepare('INSERT INTO stream_info (name, message, cursor, at) VALUES (?, ?, ?, ?)')
+    .run(name, message, cursor, new Date().toISOString())
+  db.prepare('DELETE FROM stream_info WHERE id <= ?').run(Number(lastInsertRowid) - STREAM_INFO_KEPT)
 }

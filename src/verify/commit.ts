@@ -142,6 +142,10 @@ export async function verifyCommit(
       if (op.action !== 'create' && !op.prev) {
         throw new VerificationError('missing-prev', `${op.action} of ${op.path} has no prev (sync 1.1)`)
       }
+      if (op.action === 'create' && op.prev) {
+        // the inversion ignores it, so nothing would prove it: a created record has no previous version
+        throw new VerificationError('inversion-mismatch', `create of ${op.path} claims a previous version ${op.prev}`)
+      }
       const recordBytes = claimed ? car.blocks.get(claimed) : undefined
       if (claimed && opts.inScope?.(collection)) {
         if (!recordBytes) throw new VerificationError('mst-proof', `record block ${claimed} for ${op.path} is not in the CAR`)
