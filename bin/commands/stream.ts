@@ -21,6 +21,7 @@ function baseConfig(values: Record<string, unknown>, defaultService: string = DE
 function progressPrinter(json: boolean) {
   const tty = process.stderr.isTTY
   let lastPrinted = 0
+  let lastState = ''
   return (p: Progress) => {
     const s = p.stats
     const conn =
@@ -30,8 +31,10 @@ function progressPrinter(json: boolean) {
           ? `stalled ${(p.connection.silentMs / 1000).toFixed(0)} s`
           : p.connection.state
     const line = `${conn} | ${p.eventsPerSec.toFixed(0)} ev/s | seq ${s.lastSeq ?? '-'} cursor ${s.cursor ?? '-'} | verified ${s.verified} rejected ${s.rejected} stale ${s.stale} out-of-scope ${s.passthrough} | resyncs ${s.resyncs} | in flight ${s.inFlight}${s.identityWaiting ? ` | ${s.identityWaiting} repo(s) waiting for the DID resolver` : ''}`
+    const changed = p.connection.state !== lastState
+    lastState = p.connection.state
     if (tty && !json) process.stderr.write(`\r\x1b[2K${line}${p.done ? '\n' : ''}`)
-    else if (p.done || Date.now() - lastPrinted > 5000) {
+    else if (p.done || changed || Date.now() - lastPrinted > 5000) {
       lastPrinted = Date.now()
       process.stderr.write(line + '\n')
     }

@@ -19,7 +19,7 @@ export interface RunOptions {
   hooks?: MirrorHooks
   /** called with the mirror once it exists (e.g. to serve reads next to it) */
   onMirror?: (mirror: Mirror, run: RunView) => void
-  /** called about once a second and at the end */
+  /** called about once a second, at every connection state change, and at the end */
   onProgress?: (p: Progress) => void
 }
 
@@ -151,6 +151,7 @@ export async function runMirror(config: MirrorConfig, opts: RunOptions = {}): Pr
         onState: (s) => {
           connection = s
           if (s.state === 'connected') lastFrameAt = Date.now()
+          report(false) // a connection change is news: say it now, not at the next tick
         },
         onBadFrame: (err) => mirror.badFrame(err.code),
         onFrame,

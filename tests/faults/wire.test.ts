@@ -5,7 +5,6 @@
 // database as a run over the same stream without the garbage: no gap, no duplicate effect, the forged
 // commits refused with their reason, and the PDS's state after the resyncs they cause. The same
 // cursor yielding garbage again and again stops the real CLI with an error naming the cursor.
-import { spawn } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { BytesWrapper, encode } from '@atcute/cbor'
@@ -16,6 +15,7 @@ import { openDb } from '../../src/store/db.ts'
 import { listRejections } from '../../src/store/rejections.ts'
 import { readStatus } from '../../src/store/status.ts'
 import { createAccounts, seedMalfestio, startDevnet, type Devnet } from '../helpers/devnet.ts'
+import { runCli } from '../helpers/cli.ts'
 import { captureFrames, editCommitBlock, eventOf, frameOf, readCarParts, writeCarParts } from '../helpers/fake-relay.ts'
 import { startHostileRelay, type ScriptItem } from '../helpers/hostile-relay.ts'
 import { applyMutations, mutatedFrame } from '../helpers/mutate.ts'
@@ -183,7 +183,7 @@ describe('garbage on the wire', () => {
     const stuckAfter = (eventOf(stream[at - 1]!) as { seq: number }).seq
     const relay = await startHostileRelay(script)
     try {
-      const { code, stderr } = await cli(['replay', '--from', '0', '--relay', relay.url, '--plc', net.plcUrl, '--db', `${tmp.dir}/stuck.db`, '--handle-resolver', net.pdsUrl])
+      const { code, stderr } = await runCli(['replay', '--from', '0', '--relay', relay.url, '--plc', net.plcUrl, '--db', `${tmp.dir}/stuck.db`, '--handle-resolver', net.pdsUrl])
       expect(code).toBe(1)
       expect(stderr).toMatch(new RegExp(`undecodable frames in a row at cursor ${stuckAfter}\\b`))
       expect(stderr).toContain('not reconnecting')
@@ -192,14 +192,3 @@ describe('garbage on the wire', () => {
     }
   })
 })
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['bin/malfestio-mirror.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', (d) => (stdout += d))
-    p.stderr.on('data', (d) => (stderr += d))
-    p.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}

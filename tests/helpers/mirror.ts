@@ -48,3 +48,22 @@ export function mirrorSnapshot(dbPath: string, opts: { includeHidden?: boolean }
     db.close()
   }
 }
+
+/** Everything the mirror holds that must not depend on how it got there (no timestamps, no counters). */
+export function dbContent(dbPath: string) {
+  const db = openDb(dbPath, { mustExist: true })
+  try {
+    const all = (sql: string) => db.prepare(sql).all()
+    return {
+      records: all('SELECT uri, cid, rev, seq, valid, value_json FROM records ORDER BY uri'),
+      versions: all('SELECT uri, rev, action, cid, prev_cid, commit_cid, seq, signing_key FROM record_versions ORDER BY uri, rev, action'),
+      commits: all('SELECT did, rev, cid, data_cid, since, seq, source FROM commits ORDER BY did, rev'),
+      blocks: all('SELECT did, cid, length(bytes) AS n FROM blocks ORDER BY did, cid'),
+      repos: all('SELECT did, rev, data_cid, head_cid, state, active, status FROM repos ORDER BY did'),
+      identities: all('SELECT did, handle, signing_key, pds FROM identities ORDER BY did'),
+      rejections: all('SELECT seq, did, reason FROM rejections ORDER BY seq, did, reason'),
+    }
+  } finally {
+    db.close()
+  }
+}

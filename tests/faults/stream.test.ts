@@ -1,0 +1,227 @@
+// Faults on a long real stream: a dev-env PDS with ≥ 2 000 commits across 10 accounts, built once.
+// The reference is an uninterrupted replay; each fault run must end with the same database content
+// (records, every version, commits, proof blocks, repo heads, identities, rejections) and equal
+// what the PDS serves:
+//   - kill -9 of the real CLI at ≥ 20 random points while it replays, restarted each time (`sync`
+//     without --cursor resumes from the stored cursor);
+//   - a relay proxy that drops the connection every 50 frames (clean and abrupt closes), refuses
+//     connections for a while and stalls once; the progress line says what is happening;
+//   - a PLC directory answering 503, then hanging, then refusing connections, for 10 s.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runMirror, type Progress } from '../../src/mirror/run.ts'
+import { openDb } from '../../src/store/db.ts'
+import { getCursor } from '../../src/store/cursor.ts'
+import { readCounters } from '../../src/store/counters.ts'
+import { writeBigStream, type BigStream } from '../helpers/big-stream.ts'
+import { startCli, runCli } from '../helpers/cli.ts'
+import { currentSeq, startDevnet, type Devnet } from '../helpers/devnet.ts'
+import { startFaultyPlc } from '../helpers/faulty-plc.ts'
+import { dbContent, mirrorConfig, mirrorSnapshot, pdsSnapshot, tempDir, type Snapshot } from '../helpers/mirror.ts'
+import { startRelayProxy } from '../helpers/relay-proxy.ts'
+
+const ACCOUNTS = 10
+const COMMITS_PER_ACCOUNT = 205
+
+let net: Devnet
+let tmp: ReturnType<typeof tempDir>
+let stream: BigStream
+let head: number
+let expected: Snapshot
+let reference: ReturnType<typeof dbContent>
+let referenceVerified: number
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+beforeAll(async () => {
+  net = await startDevnet()
+  tmp = tempDir()
+  const t0 = Date.now()
+  stream = await writeBigStream(net, { accounts: ACCOUNTS, commitsPerAccount: COMMITS_PER_ACCOUNT })
+  head = await currentSeq(net)
+  console.log(`stream: ${stream.commits} commits (${stream.malfestioOps} Malfestio ops) across ${ACCOUNTS} accounts, head seq ${head}, written in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+  expected = await pdsSnapshot(net, stream.dids)
+  // the reference: one uninterrupted replay
+  const refPath = `${tmp.dir}/reference.db`
+  const t1 = Date.now()
+  const result = await runMirror(mirrorConfig(net, refPath, { cursor: 0, stopAtSeq: head }))
+  console.log(`reference replay: ${result.stats.verified} commits verified in ${((Date.now() - t1) / 1000).toFixed(0)} s`)
+  reference = dbContent(refPath)
+  referenceVerified = result.stats.verified
+})
+
+afterAll(async () => {
+  await net?.close()
+  tmp?.cleanup()
+})
+
+function peek(dbPath: string): { cursor?: number; counters: Record<string, number> } {
+  const db = openDb(dbPath, { mustExist: true })
+  try {
+    return { cursor: getCursor(db, net.firehoseUrl), counters: readCounters(db) }
+  } finally {
+    db.close()
+  }
+}
+
+const eventsSeen = (c: Record<string, number>) => Object.entries(c).filter(([k]) => k.startsWith('events.')).reduce((a, [, v]) => a + v, 0)
+
+describe('a long stream, with faults', () => {
+  it('the reference replay holds what the PDS serves, one version per Malfestio op', () => {
+    expect(stream.commits).toBeGreaterThanOrEqual(2_000)
+    expect(reference.versions.length).toBe(stream.malfestioOps)
+    expect(reference.rejections).toEqual([])
+    expect(Object.keys(expected).length).toBe(reference.records.length)
+  })
+
+  it('kill -9 at ≥ 20 random points during a replay, restarted each time: same database as the reference', async () => {
+    const dbPath = `${tmp.dir}/killed.db`
+    // the CLI reaches the PDS through a pass-through proxy, which records the cursor of every connection
+    const proxy = await startRelayProxy({ upstream: net.subscribeUrl, dropEvery: 0 })
+    const common = ['--relay', proxy.url.replace('ws:', 'ws:'), '--plc', net.plcUrl, '--db', dbPath, '--handle-resolver', net.pdsUrl]
+    const kills: { at: number; cursorBefore?: number; cursorAfter?: number; command: string }[] = []
+    let resumed = 0
+    try {
+      for (let round = 0; kills.length < 24; round++) {
+        const before = kills.length ? peek(dbPath) : { cursor: undefined, counters: {} }
+        if ((before.cursor ?? -1) >= head) break
+        // nothing stored yet: the same replay again; otherwise `sync` resumes from the stored cursor
+        const args = before.cursor === undefined ? ['replay', '--from', '0', '--to', String(head), ...common] : ['sync', ...common]
+        const connectionsBefore = proxy.connections()
+        const run = startCli(args)
+        let exited = false
+        void run.done.then(() => (exited = true))
+        // wait until this run has committed a batch, so the kill lands while it is replaying
+        const seen0 = eventsSeen(before.counters)
+        const deadline = Date.now() + 120_000
+        while (!exited && Date.now() < deadline) {
+          await sleep(25)
+          try {
+            if (eventsSeen(peek(dbPath).counters) > seen0) break
+          } catch {
+            // the database may not exist yet
+          }
+        }
+        if (exited) {
+          const r = await run.done
+          throw new Error(`the CLI exited on its own (code ${r.code}) before kill ${kills.length + 1}: ${r.stderr.slice(-2000)}`)
+        }
+        await sleep(Math.random() * 700)
+        run.child.kill('SIGKILL')
+        const r = await run.done
+        expect(r.signal).toBe('SIGKILL')
+        const after = peek(dbPath)
+        kills.push({ at: round, cursorBefore: before.cursor, cursorAfter: after.cursor, command: args[0]! })
+        if (args[0] === 'sync' && proxy.connections() > connectionsBefore) {
+          expect(proxy.cursors[connectionsBefore]).toBe(before.cursor) // resumed from the stored cursor
+          resumed++
+        }
+        // the stored cursor never goes back
+        if (before.cursor !== undefined) expect(after.cursor!).toBeGreaterThanOrEqual(before.cursor)
+      }
+      // the last run: `sync` without --cursor, stopped cleanly once it is at the head
+      const final = startCli(['sync', ...common])
+      const deadline = Date.now() + 600_000
+      while ((peek(dbPath).cursor ?? -1) < head) {
+        if (Date.now() > deadline) throw new Error(`sync did not reach seq ${head}`)
+        await sleep(100)
+      }
+      final.child.kill('SIGTERM')
+      expect((await final.done).code).toBe(0)
+    } finally {
+      await proxy.close()
+    }
+    const during = kills.filter((k) => (k.cursorAfter ?? -1) < head).length
+    console.log(`kill -9: ${kills.length} kills (${during} before the replay reached the head seq ${head}); ${resumed} restarts resumed from the stored cursor; cursors after each kill: ${kills.map((k) => k.cursorAfter ?? '-').join(' ')}`)
+    expect(during).toBeGreaterThanOrEqual(20)
+    expect(resumed).toBeGreaterThanOrEqual(10)
+
+    const got = dbContent(dbPath)
+    expect(got.versions).toEqual(reference.versions) // every version once: no loss, no duplicate
+    expect(got.commits).toEqual(reference.commits)
+    expect(got.blocks).toEqual(reference.blocks)
+    expect(got.records).toEqual(reference.records)
+    expect(got.repos).toEqual(reference.repos)
+    expect(got.identities).toEqual(reference.identities)
+    expect(got.rejections).toEqual([])
+    expect(mirrorSnapshot(dbPath)).toEqual(expected)
+  })
+
+  it('a relay that drops the connection every 50 frames, refuses connections, and stalls once: same database, progress says so', async () => {
+    const dbPath = `${tmp.dir}/flaky-relay.db`
+    const proxy = await startRelayProxy({ upstream: net.subscribeUrl, dropEvery: 50, refuseAfterDrops: 5, refuseMs: 4000, stallAfterDrops: 10 })
+    let r
+    try {
+      r = await runCli(['replay', '--from', '0', '--to', String(head), '--stall-ms', '3000', '--relay', proxy.url, '--plc', net.plcUrl, '--db', dbPath, '--handle-resolver', net.pdsUrl])
+    } finally {
+      await proxy.close()
+    }
+    const drops = proxy.events.filter((e) => e.startsWith('drop-')).length
+    console.log(`flaky relay: ${drops} drops (${proxy.events.filter((e) => e === 'drop-abrupt').length} abrupt), refused for 4 s once, stalled once; ${proxy.connections()} connections`)
+    expect(r.code, r.stderr.slice(-3000)).toBe(0)
+    expect(proxy.events).toContain('drop-clean')
+    expect(proxy.events).toContain('drop-abrupt')
+    expect(proxy.events).toContain('refuse-start')
+    expect(proxy.events).toContain('refuse-end')
+    expect(proxy.events).toContain('stall')
+    expect(drops).toBeGreaterThanOrEqual(Math.floor(head / 50) - 1)
+    // the progress line told the story
+    const lines = r.stderr.split('\n')
+    expect(lines.some((l) => l.startsWith('connected |'))).toBe(true)
+    expect(lines.some((l) => /^reconnecting in \d+\.\d s \(closed by server \(1000 bye\)\)/.test(l))).toBe(true)
+    expect(lines.some((l) => /^reconnecting in \d+\.\d s \(connection error: .*ECONNREFUSED/.test(l))).toBe(true)
+    expect(lines.some((l) => /^stalled \d+ s \|/.test(l))).toBe(true)
+
+    const got = dbContent(dbPath)
+    expect(got.versions).toEqual(reference.versions)
+    expect(got.commits).toEqual(reference.commits)
+    expect(got.records).toEqual(reference.records)
+    expect(got.repos).toEqual(reference.repos)
+    expect(got.rejections).toEqual([])
+    // each commit verified once however often it was re-sent
+    expect(peek(dbPath).counters['commits.verified']).toBe(referenceVerified)
+    expect(mirrorSnapshot(dbPath)).toEqual(expected)
+  })
+
+  it('a PLC directory down for 10 s (503, then timeouts, then refused): no rejection, events wait, then the same database', async () => {
+    const dbPath = `${tmp.dir}/plc-down.db`
+    const plc = await startFaultyPlc(net.plcUrl)
+    await plc.setFault('503')
+    const progress: Progress[] = []
+    const t0 = Date.now()
+    const done = runMirror(mirrorConfig(net, dbPath, { plcUrl: plc.url, cursor: 0, stopAtSeq: head }), { onProgress: (p) => progress.push(p) })
+    let cursorDuring: number | undefined
+    try {
+      await sleep(4000)
+      await plc.setFault('hang')
+      await sleep(3000)
+      await plc.setFault('refuse')
+      await sleep(3000)
+      cursorDuring = (() => {
+        try {
+          return peek(dbPath).cursor
+        } catch {
+          return undefined
+        }
+      })()
+    } finally {
+      await plc.setFault('pass')
+    }
+    const outage = Date.now() - t0
+    const result = await done
+    const waiting = Math.max(...progress.map((p) => p.stats.identityWaiting))
+    const got = dbContent(dbPath)
+    const counters = peek(dbPath).counters
+    console.log(`PLC down ${(outage / 1000).toFixed(1)} s: ${plc.faulted()} requests failed, up to ${waiting} repos waiting, ${counters['identity.retries']} retries, cursor during the outage ${cursorDuring ?? '-'}`)
+    expect(outage).toBeGreaterThanOrEqual(10_000)
+    expect(plc.faulted()).toBeGreaterThan(0)
+    expect(waiting).toBe(ACCOUNTS)
+    // nothing was verified while no key could be had, so the cursor stayed below every in-scope commit
+    expect(cursorDuring ?? -1).toBeLessThan(Math.min(...reference.commits.map((c) => (c as { seq: number }).seq)))
+    expect(result.stats.rejected).toBe(0)
+    expect(got.rejections).toEqual([])
+    expect(got.versions).toEqual(reference.versions)
+    expect(got.commits).toEqual(reference.commits)
+    expect(got.records).toEqual(reference.records)
+    expect(mirrorSnapshot(dbPath)).toEqual(expected)
+  })
+})
