@@ -32,6 +32,8 @@ export interface Comparison {
 
 export interface CompareTally {
   frames: number
+  /** honest frames both paths accepted */
+  honestOk: number
   tampered: number
   agree: number
   disagree: number
@@ -41,7 +43,7 @@ export interface CompareTally {
   examples: Comparison[]
 }
 
-export const newTally = (): CompareTally => ({ frames: 0, tampered: 0, agree: 0, disagree: 0, unexpected: 0, byVerdict: {}, examples: [] })
+export const newTally = (): CompareTally => ({ frames: 0, honestOk: 0, tampered: 0, agree: 0, disagree: 0, unexpected: 0, byVerdict: {}, examples: [] })
 
 function record(t: CompareTally, c: Comparison): void {
   const same = c.fast === c.reference
@@ -65,7 +67,9 @@ export async function compareFrame(
   tamperKind: TamperKind | null,
 ): Promise<void> {
   t.frames++
-  record(t, { seq: evt.seq, tamper: null, fast: await fastVerdict(evt, key), reference: await referenceVerdict(evt, key, inMalfestioScope), expected: 'ok' })
+  const honest: Comparison = { seq: evt.seq, tamper: null, fast: await fastVerdict(evt, key), reference: await referenceVerdict(evt, key, inMalfestioScope), expected: 'ok' }
+  record(t, honest)
+  if (honest.fast === 'ok' && honest.reference === 'ok') t.honestOk++
   if (!tamperKind) return
   t.tampered++
   const forged = await tamper(tamperKind, evt, key, other)

@@ -133,7 +133,8 @@ export async function verifyCommit(
         throw new VerificationError('mst-proof', `op path ${op.path} is not collection/rkey`)
       }
       const collection = op.path.slice(0, slash)
-      const found = await tree.get(op.path)
+      const proof = await tree.prove(op.path)
+      const found = proof.cid
       const claimed = op.action === 'delete' ? null : op.cid
       if (op.action !== 'delete' && !claimed) throw new VerificationError('mst-proof', `${op.action} of ${op.path} has no cid`)
       if (found !== claimed) {
@@ -161,7 +162,7 @@ export async function verifyCommit(
         cid: claimed,
         prev: op.prev ?? null,
         recordBytes,
-        proofPath: await tree.proofPath(op.path),
+        proofPath: proof.proofPath,
       })
     }
 
