@@ -41,6 +41,7 @@ export function openDb(path: string, opts: OpenOptions = {}): Db {
   let db: Db
   try {
     db = new Database(path, { readonly: !!opts.readonly, fileMustExist: !memory })
+    cachePreparedStatements(db)
     db.pragma('busy_timeout = 5000')
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL')
@@ -54,6 +55,31 @@ export function openDb(path: string, opts: OpenOptions = {}): Db {
     throw new StoreOpenError(`cannot open database ${path}: ${(err as Error).message}`, { cause: err })
   }
   return db
+}
+
+const STATEMENT_CACHE_MAX = 1000
+
+/**
+ * The store prepares its SQL where it runs it (simple call sites), and compiling a statement costs
+ * more than running it: on the bench, `prepare` was the largest single cost of a batch. So each
+ * connection keeps its compiled statements, keyed by SQL text. A cached statement is handed out with
+ * its result modes reset, because `pluck`/`raw`/`expand` stick to a statement. (Nothing in the store
+ * iterates a statement, the one use that would make sharing unsafe.)
+ */
+function cachePreparedStatements(db: Db): void {
+  const prepare = db.prepare.bind(db)
+  const cache = new Map<string, Database.Statement>()
+  db.prepare = ((sql: string) => {
+    const hit = cache.get(sql)
+    if (hit) {
+      if (hit.reader) hit.pluck(false).raw(false).expand(false)
+      return hit
+    }
+    const fresh = prepare(sql)
+    if (cache.size >= STATEMENT_CACHE_MAX) cache.delete(cache.keys().next().value!)
+    cache.set(sql, fresh)
+    return fresh
+  }) as Db['prepare']
 }
 
 function migrate(db: Db): void {
