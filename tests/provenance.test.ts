@@ -20,6 +20,7 @@ import {
   deactivate,
   deleteAccount,
   deleteRecord,
+  latestCommit,
   MALFESTIO_NSIDS as N,
   plcSigningKey,
   rotateSigningKey,
@@ -64,6 +65,8 @@ let foreign: WriteResult
 let article: WriteResult
 let cArticle: WriteResult
 let bogus: string
+let bKey: string
+let bHead: string
 
 beforeAll(async () => {
   net = await startDevnet()
@@ -90,7 +93,10 @@ beforeAll(async () => {
     deckEdits.push(await updateRecord(net, A, N.deck, deck.rkey, sampleMalfestio.deck({ title: 'v4', ...refs })))
     // C holds a block identical to A's article (same CID); deleting C must not break A's proofs
     cArticle = await writeRecord(net, C, N.article, sampleMalfestio.article({ createdAt: FIXED }))
+    // B rotates too: its head becomes the #sync commit, which must be kept to prove B's card
+    bKey = await rotateSigningKey(net, B)
     await live.caughtUp()
+    bHead = (await latestCommit(net, B)).cid
     await deleteAccount(net, C)
     await deactivate(net, B)
     await live.caughtUp()
@@ -172,8 +178,8 @@ describe('audit', () => {
     expect(flagsOf(r, 'card-foreign-author')).toEqual([foreign.uri])
     expect(flagsOf(r, 'repo-inactive')).toEqual([foreign.uri])
     expect(flagsOf(r, 'proof-failed')).toEqual([])
-    // deck v1, v2, the five cards and the article were signed with the rotated-out key
-    expect(new Set(flagsOf(r, 'key-rotated-out'))).toEqual(new Set([deck.uri, ...cards.map((c) => c.uri), article.uri]))
+    // deck v1, v2, the five cards and the article were signed with A's rotated-out key, B's card with B's
+    expect(new Set(flagsOf(r, 'key-rotated-out'))).toEqual(new Set([deck.uri, ...cards.map((c) => c.uri), article.uri, foreign.uri]))
     expect(flagsOf(r, 'key-rotated-out').filter((u) => u === deck.uri)).toHaveLength(2)
   })
 
@@ -282,6 +288,10 @@ describe('export-proof', () => {
       const art = await exportRecordProof(db, article.uri)
       expect((await verifyProofs(art.car, [{ collection: N.article, rkey: article.rkey, cid: parseCid(article.cid) }], A, newKey)).verified).toHaveLength(1)
       await expect(exportRecordProof(db, cArticle.uri)).rejects.toThrow(/purged|no head/)
+      // B's last commit is the #sync its key rotation emitted: the mirror keeps it as the head
+      const fb = await exportRecordProof(db, foreign.uri)
+      expect(fb).toMatchObject({ commitCid: bHead, signingKey: bKey, cid: foreign.cid })
+      expect((await verifyProofs(fb.car, [{ collection: N.card, rkey: foreign.rkey, cid: parseCid(foreign.cid) }], B, bKey)).verified).toHaveLength(1)
       await expect(exportRecordProof(db, deck.uri, { rev: '3jzfcijpj2z2a' })).rejects.toThrow(/no version/)
     } finally {
       db.close()
