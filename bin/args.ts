@@ -22,6 +22,7 @@ export const NETWORK: Options = {
   plc: { type: 'string' },
   collections: { type: 'string' },
   'handle-resolver': { type: 'string' },
+  'trust-plc-directory': { type: 'boolean' },
 }
 
 /** Parses argv strictly: unknown flags and stray positionals are usage errors. */
@@ -42,6 +43,15 @@ export function pick(flag: unknown, env: string, fallback?: string): string | un
 export function pick(flag: unknown, env: string, fallback?: string): string | undefined {
   if (typeof flag === 'string') return flag
   return process.env[env] ?? fallback
+}
+
+/** A boolean flag, else the environment variable (1/true/yes → on, 0/false/no/empty → off). */
+export function boolFlag(flag: unknown, env: string): boolean {
+  if (typeof flag === 'boolean') return flag
+  const v = process.env[env]?.trim().toLowerCase()
+  if (v === undefined || v === '' || v === '0' || v === 'false' || v === 'no') return false
+  if (v === '1' || v === 'true' || v === 'yes') return true
+  throw new UsageError(`${env} must be 1/true/yes or 0/false/no, got ${process.env[env]}`)
 }
 
 export function seqFlag(name: string, value: string | undefined): number | undefined {
@@ -66,6 +76,7 @@ export function networkConfig(values: Record<string, unknown>, defaultService: s
     dbPath: pick(values.db, 'MALFESTIO_DB', DEFAULTS.dbPath),
     collections,
     handleResolverUrl: handleResolver ? checkUrl('--handle-resolver', handleResolver, ['http:', 'https:']) : undefined,
+    trustPlcDirectory: boolFlag(values['trust-plc-directory'], 'MALFESTIO_TRUST_PLC_DIRECTORY'),
   }
 }
 

@@ -21,9 +21,9 @@ const USAGE = `malfestio-mirror — a verified firehose mirror of Malfestio reco
 Usage: malfestio-mirror <command> [flags]
 
 Commands:
-  sync        [--relay URL] [--db PATH] [--plc URL] [--collections LIST] [--cursor SEQ] [--backfill] [--connect-attempts N] [--json]
+  sync        [--relay URL] [--db PATH] [--plc URL] [--collections LIST] [--cursor SEQ] [--backfill] [--connect-attempts N] [--trust-plc-directory] [--json]
               follow the firehose live (Ctrl-C stops cleanly, cursor saved)
-  replay      --from SEQ [--to SEQ] [--idle-ms MS] [--relay URL] [--db PATH] [--plc URL] [--json]
+  replay      --from SEQ [--to SEQ] [--idle-ms MS] [--relay URL] [--db PATH] [--plc URL] [--trust-plc-directory] [--json]
               replay a range into the mirror and exit
   replay      --file FILE [--from SEQ] [--to SEQ] [--db PATH] [--plc URL] [--json]
               replay a capture file through the same pipeline (its source is the file's upstream)
@@ -32,10 +32,10 @@ Commands:
   status      [--db PATH] [--json]     cursor, records per collection, repos per state, rejections
   records     [--db PATH] [--collection NSID] [--did DID] [--include-hidden] [--json]
   rejections  [--db PATH] [--did DID] [--reason CODE] [--json]
-  backfill    [--did DID ...] [--relay URL] [--db PATH] [--plc URL] [--json]
+  backfill    [--did DID ...] [--relay URL] [--db PATH] [--plc URL] [--trust-plc-directory] [--json]
               find the repos holding Malfestio records (listReposByCollection on a relay,
               listRepos + describeRepo on a PDS) and resync each (getRepo, fully verified)
-  resync      (--did DID ... | --desynchronized) [--relay URL] [--db PATH] [--plc URL] [--json]
+  resync      (--did DID ... | --desynchronized) [--relay URL] [--db PATH] [--plc URL] [--trust-plc-directory] [--json]
               resync the named repos, or every repo left desynchronized, now
   audit       <at-uri> [--db PATH] [--json]
               a record's provenance: author, every version re-verified now, cards and sources of a deck, flags
@@ -46,7 +46,10 @@ Commands:
 
 Defaults: --relay wss://bsky.network  --db ./malfestio-mirror.db  --plc https://plc.directory
           --collections org.stormlightlabs.malfestio.*
-Environment: MALFESTIO_RELAY, MALFESTIO_DB, MALFESTIO_PLC, MALFESTIO_COLLECTIONS, MALFESTIO_HANDLE_RESOLVER
+Environment: MALFESTIO_RELAY, MALFESTIO_DB, MALFESTIO_PLC, MALFESTIO_COLLECTIONS, MALFESTIO_HANDLE_RESOLVER,
+             MALFESTIO_TRUST_PLC_DIRECTORY
+did:plc keys, handles and PDSes come from each DID's PLC operation log, verified here;
+--trust-plc-directory takes them from the directory's document instead (no log check).
 `
 
 const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {

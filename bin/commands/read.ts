@@ -26,6 +26,13 @@ export function formatStatus(r: StatusReport): string {
   lines.push(`records      ${r.records.total} (invalid ${r.records.invalid}, hidden ${r.records.hidden})`)
   for (const [c, n] of Object.entries(r.records.byCollection)) lines.push(`  ${c.padEnd(45)} ${n}`)
   lines.push(`versions     ${r.versions}   commits ${r.commits}   identities ${r.identities}`)
+  const mode = r.identity.mode === 'verify-plc-log'
+    ? 'keys from verified PLC operation logs'
+    : r.identity.mode === 'trust-plc-directory'
+      ? 'keys from the PLC directory as served (--trust-plc-directory: logs NOT verified)'
+      : '(no run yet)'
+  lines.push(`identity     ${mode}${r.identity.modeSince ? ` — last run ${r.identity.modeSince}` : ''}`)
+  lines.push(`             by key source: ${kv(r.identity.bySource)}   key epochs ${r.identity.keyEpochs} (rotated out ${r.identity.rotatedOut})   directory documents contradicting their log: ${r.identity.docMismatches}`)
   lines.push(`repos        ${r.repos.total}   by state: ${kv(r.repos.byState)}`)
   lines.push(`             by account status: ${kv(r.repos.byStatus)}`)
   for (const d of r.repos.desynchronized.slice(0, 10)) lines.push(`  ${d.state} since ${d.since}  ${d.did}  ${d.reason ?? ''}`)

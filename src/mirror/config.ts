@@ -49,6 +49,11 @@ export interface MirrorConfig {
   captureTo?: string
   /** replace an existing `captureTo` file */
   captureOverwrite?: boolean
+  /**
+   * did:plc keys from the directory's document as served, without verifying the DID's operation log
+   * (--trust-plc-directory). Off by default: keys, handle and PDS come from the verified log.
+   */
+  trustPlcDirectory: boolean
 }
 
 export const DEFAULTS = {
@@ -67,6 +72,7 @@ export const DEFAULTS = {
   identityRetryMaxMs: 30_000,
   resyncBackoffMs: 30_000,
   maxConcurrentResyncs: 3,
+  trustPlcDirectory: false,
 } satisfies Partial<MirrorConfig>
 
 export const MALFESTIO_COLLECTIONS = [

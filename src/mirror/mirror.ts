@@ -10,10 +10,13 @@ import type { AccountEvent, CommitEvent, Frame, IdentityEvent, InfoEvent, RepoEv
 import type { FrameErrorCode } from '../firehose/frames.ts'
 import { eventDid } from '../firehose/events.ts'
 import { checkChain, type RepoHead } from '../verify/chain.ts'
-import { verifyCommit, type VerifiedCommit } from '../verify/commit.ts'
+import { readCommitBlock, verifyCommit, verifyCommitSignature, type VerifiedCommit } from '../verify/commit.ts'
+import { readVerifiedCar } from '../verify/car.ts'
 import { verifySync, type VerifiedSync } from '../verify/sync.ts'
 import { emptyTreeRoot } from '../verify/mst.ts'
-import { createIdentityResolver, IdentityError, pdsHandleResolver, type ResolvedIdentity } from '../verify/identity.ts'
+import { createIdentityResolver, IdentityError, identityReason, pdsHandleResolver, type ResolvedIdentity } from '../verify/identity.ts'
+import { distinctKeys, epochAtIdentityEvent, epochsInForce, KEY_TIME_SKEW_MS } from '../verify/key-history.ts'
+import type { KeyEpoch, PlcOpRef } from '../verify/plc-log.ts'
 import { validateRecord } from '../verify/lexicon.ts'
 import { decodeRecord } from '../verify/record.ts'
 import { VerificationError, type ReasonCode } from '../verify/reasons.ts'
@@ -21,7 +24,7 @@ import { verifyRepoSnapshot } from '../verify/repo.ts'
 import { bumpCounters } from '../store/counters.ts'
 import { advanceCursor, getCursor } from '../store/cursor.ts'
 import type { Db } from '../store/db.ts'
-import { getIdentity, putIdentity } from '../store/identities.ts'
+import { addKeyFloor, getIdentity, getKeyFloors, putIdentity, putKeyHistory, recordIdentityMode, type KeyFloorMark } from '../store/identities.ts'
 import { listRecords, purgeRepo, writeCommit, writeHistory, writeSnapshot, writeSyncHead, type AcceptedOp, type RecordValue, type SnapshotDiff } from '../store/records.ts'
 import { addRejection } from '../store/rejections.ts'
 import { getRepo, listRepos, setRepoAccount, setRepoState, type RepoState } from '../store/repos.ts'
@@ -144,7 +147,9 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   const resolver = createIdentityResolver({
     plcUrl: config.plcUrl,
     resolveHandle: config.handleResolverUrl ? pdsHandleResolver(config.handleResolverUrl) : undefined,
+    verifyPlcLog: !config.trustPlcDirectory,
   })
+  db.transaction(() => recordIdentityMode(db, config.trustPlcDirectory ? 'trust-plc-directory' : 'verify-plc-log'))()
   const upstreamHttp = httpBase(service)
 
   const repos = new Map<string, RepoMemo>()
@@ -345,12 +350,155 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     const id = await resolver.resolve(did, { force })
     count('identity.resolved')
     const prev = getIdentity(db, did)
-    if (!prev || force || prev.signingKey !== id.signingKey || prev.pds !== (id.pds ?? null) || prev.handle !== (id.handle ?? null)) {
+    const lastOp = id.log?.lastOp.cid ?? null
+    const mismatch = id.mismatch?.message ?? null
+    const changed =
+      !prev || prev.signingKey !== id.signingKey || prev.pds !== (id.pds ?? null) || prev.handle !== (id.handle ?? null) ||
+      prev.keySource !== id.source || prev.plcLastOp !== lastOp || prev.docMismatch !== mismatch
+    if (changed || force) {
       // a handle counts only when it resolves back to this DID (DNS TXT or https well-known)
       const handleVerified = id.handle ? await resolver.verifyHandle(did, id.handle).catch(() => false) : false
-      queueWrite((d) => putIdentity(d, { did, handle: id.handle ?? null, handleVerified, signingKey: id.signingKey, pds: id.pds ?? null, doc: id.doc }, seq))
+      const row = {
+        did, handle: id.handle ?? null, handleVerified, signingKey: id.signingKey, pds: id.pds ?? null, doc: id.doc,
+        keySource: id.source, plcLastOp: lastOp, docMismatch: mismatch,
+      }
+      queueWrite((d) => putIdentity(d, row, seq))
+      if (id.log && prev?.plcLastOp !== lastOp) {
+        const keys = id.log.keys
+        queueWrite((d) => putKeyHistory(d, did, keys))
+      }
+      if (mismatch && prev?.docMismatch !== mismatch) count('identity.plc-doc-mismatch')
     }
     return id
+  }
+
+  // ───────────── keys across rotations (verified PLC logs) ─────────────
+
+  // Per DID, the stream positions from which older keys are refused (see verify/key-history.ts).
+  const floorMarks = new Map<string, KeyFloorMark[]>()
+
+  function marksOf(did: string): KeyFloorMark[] {
+    let marks = floorMarks.get(did)
+    if (!marks) {
+      marks = getKeyFloors(db, did, service)
+      floorMarks.set(did, marks)
+    }
+    return marks
+  }
+
+  /** The key floor in force for an event at `seq`: the highest epoch a mark at or before it names. */
+  function floorAt(did: string, seq: number, keys: readonly KeyEpoch[]): { index: number; mark?: KeyFloorMark } {
+    let best: { index: number; mark?: KeyFloorMark } = { index: 0 }
+    for (const mark of marksOf(did)) {
+      if (mark.seq > seq) continue
+      const e = keys.find((k) => k.op.cid === mark.opCid)
+      if (e && e.index > best.index) best = { index: e.index, mark }
+    }
+    return best
+  }
+
+  /** From `seq` on, keys older than `epoch` are refused for this DID (no-op if the floor is higher). */
+  function raiseFloor(did: string, seq: number, epoch: KeyEpoch, keys: readonly KeyEpoch[], cause: string): void {
+    if (epoch.index <= floorAt(did, seq, keys).index) return
+    const mark = { seq, opCid: epoch.op.cid, cause }
+    marksOf(did).push(mark)
+    count('identity.key-floor-raised')
+    queueWrite((d) => addKeyFloor(d, did, service, mark))
+  }
+
+  /**
+   * Finds the key of the DID's verified log that `attempt` succeeds with, among those allowed for an
+   * event at (seq, time); on failure re-verifies the log once (a rotation not seen yet), then explains
+   * the refusal: a key the stream has rotated past, a key outside its period, the directory's
+   * unbacked key (plc-doc-mismatch), or no key at all.
+   */
+  async function withLogKey<T>(
+    ev: { seq: number; did: string; time: string },
+    id: ResolvedIdentity,
+    attempt: (key: string) => Promise<T>,
+    signedBytes: () => Uint8Array,
+  ): Promise<{ result: T; origin: PlcOpRef }> {
+    let current = id
+    for (let round = 0; ; round++) {
+      const keys = current.log!.keys
+      const floor = floorAt(ev.did, ev.seq, keys)
+      for (const epoch of distinctKeys(epochsInForce(keys, floor.index, ev.time))) {
+        try {
+          const result = await attempt(epoch.signingKey)
+          raiseFloor(ev.did, ev.seq, epoch, keys, `seq ${ev.seq} verified with the key of op ${epoch.op.cid}`)
+          return { result, origin: epoch.op }
+        } catch (err) {
+          if (!(err instanceof VerificationError) || err.reason !== 'bad-signature') throw err
+        }
+      }
+      if (round === 0) {
+        count('identity.forced-refresh')
+        const fresh = await identityOf(ev.did, true, ev.seq)
+        const moved = fresh.log?.lastOp.cid !== current.log!.lastOp.cid
+        current = fresh
+        if (moved && current.log) continue
+      }
+      if (!current.log) throw new VerificationError('bad-signature', 'the signature does not verify and the DID has no verified PLC log')
+      throw explainRefusal(ev, current, floorAt(ev.did, ev.seq, current.log.keys), signedBytes())
+    }
+  }
+
+  function explainRefusal(ev: { seq: number; time: string }, id: ResolvedIdentity, floor: { index: number; mark?: KeyFloorMark }, bytes: Uint8Array): VerificationError {
+    const log = id.log!
+    const signs = (key: string) => {
+      try {
+        verifyCommitSignature(bytes, key)
+        return true
+      } catch {
+        return false
+      }
+    }
+    const signer = [...log.keys].reverse().find((e) => signs(e.signingKey))
+    if (signer && signer.index < floor.index) {
+      const by = signer.endedBy ? `PLC operation ${signer.endedBy.cid} (${signer.endedBy.createdAt})` : 'a later operation'
+      return new VerificationError(
+        'bad-signature',
+        `signed with ${signer.signingKey}, which ${by} rotated out; the stream passed that rotation at seq ${floor.mark?.seq} (${floor.mark?.cause})`,
+      )
+    }
+    if (signer) {
+      return new VerificationError(
+        'bad-signature',
+        `signed with ${signer.signingKey}, the DID's key from ${signer.op.createdAt} to ${signer.endedBy?.createdAt ?? 'now'} per its PLC log, but the event time ${ev.time} is outside that period (±${KEY_TIME_SKEW_MS / 60_000} min)`,
+      )
+    }
+    const served = id.mismatch?.served.signingKey
+    if (served && signs(served)) {
+      return new VerificationError(
+        'plc-doc-mismatch',
+        `signed with ${served}, the key the PLC directory's document names; the DID's verified operation log (last op ${log.lastOp.cid}) names ${log.signingKey}`,
+      )
+    }
+    return new VerificationError('bad-signature', `the signature verifies with no key in the DID's verified PLC log (current key ${log.signingKey})`)
+  }
+
+  /** Verifies a #commit with the key the DID's identity allows at that point; returns the key's origin. */
+  async function verifyAuthored(evt: CommitEvent, id: ResolvedIdentity): Promise<{ verified: VerifiedCommit; origin: PlcOpRef | null }> {
+    if (id.log) {
+      const { result, origin } = await withLogKey(
+        { seq: evt.seq, did: evt.repo, time: evt.time },
+        id,
+        (key) => verifyOnce(evt, key),
+        () => readCommitBlock(evt).commitBytes,
+      )
+      return { verified: result, origin }
+    }
+    // did:web, or --trust-plc-directory: the document's key; the key may have rotated, so refresh once
+    try {
+      return { verified: await verifyOnce(evt, id.signingKey), origin: null }
+    } catch (err) {
+      if (!(err instanceof VerificationError) || err.reason !== 'bad-signature') throw err
+      count('identity.forced-refresh')
+      const fresh = await identityOf(evt.repo, true, evt.seq)
+      if (fresh.signingKey === id.signingKey && !fresh.log) throw err
+      if (fresh.log) return verifyAuthored(evt, fresh)
+      return { verified: await verifyOnce(evt, fresh.signingKey), origin: null }
+    }
   }
 
   // ───────────── events ─────────────
@@ -374,31 +522,18 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
       reject({ seq: evt.seq, did, rev: evt.rev }, 'repo-inactive', `account is ${m.status ?? 'inactive'}: commit not applied`)
       return
     }
-    let id: ResolvedIdentity
+    const ref = { seq: evt.seq, did, rev: evt.rev }
+    let verified: VerifiedCommit
+    let keyOrigin: PlcOpRef | null
     try {
-      id = await identityOf(did, false, null)
+      const id = await identityOf(did, false, null)
+      ;({ verified, origin: keyOrigin } = await verifyAuthored(evt, id))
     } catch (err) {
-      if (err instanceof IdentityError) return reject({ seq: evt.seq, did, rev: evt.rev }, 'identity-unresolved', err.message)
+      if (err instanceof VerificationError) return reject(ref, err.reason, err.message)
+      if (err instanceof IdentityError) return reject(ref, identityReason(err), err.message)
       throw err
     }
-    let verified: VerifiedCommit
-    try {
-      verified = await verifyOnce(evt, id.signingKey)
-    } catch (err) {
-      if (!(err instanceof VerificationError)) throw err
-      if (err.reason !== 'bad-signature') return reject({ seq: evt.seq, did, rev: evt.rev }, err.reason, err.message)
-      // the key may have rotated: refresh the DID document once and retry
-      count('identity.forced-refresh')
-      try {
-        const fresh = await identityOf(did, true, evt.seq)
-        if (fresh.signingKey === id.signingKey) return reject({ seq: evt.seq, did, rev: evt.rev }, err.reason, err.message)
-        verified = await verifyOnce(evt, fresh.signingKey)
-      } catch (err2) {
-        if (err2 instanceof VerificationError) return reject({ seq: evt.seq, did, rev: evt.rev }, err2.reason, err2.message)
-        if (err2 instanceof IdentityError) return reject({ seq: evt.seq, did, rev: evt.rev }, 'identity-unresolved', err2.message)
-        throw err2
-      }
-    }
+    origins.set(verified, keyOrigin)
     st.verified++
     count('commits.verified')
     if (unknownRepo) adopt(m)
@@ -461,9 +596,13 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     return ops
   }
 
+  // the PLC operation behind each verified commit's key, for the commits table (and the audit)
+  const origins = new WeakMap<VerifiedCommit, PlcOpRef | null>()
+
   function keepHistory(c: VerifiedCommit): void {
     const ops = acceptedOps(c)
-    if (ops.length) queueWrite((d) => writeHistory(d, { commit: c, ops }))
+    const keyOrigin = origins.get(c) ?? null
+    if (ops.length) queueWrite((d) => writeHistory(d, { commit: c, ops, keyOrigin }))
   }
 
   function applyCommit(m: RepoMemo, c: VerifiedCommit): void {
@@ -472,7 +611,8 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     m.headCid = c.cid
     m.state = 'synchronized'
     count('records.ops', ops.length)
-    queueWrite((d) => writeCommit(d, { commit: c, ops }))
+    const keyOrigin = origins.get(c) ?? null
+    queueWrite((d) => writeCommit(d, { commit: c, ops, keyOrigin }))
   }
 
   function recordValue(collection: string, bytes: Uint8Array): RecordValue {
@@ -534,7 +674,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     queueWrite((d) => setRepoState(d, m.did, 'resyncing', why))
     try {
       // after a failure the repo may have moved to another PDS: read its DID document afresh
-      const id = await identityOf(m.did, m.resyncFailures > 0, null)
+      let id = await identityOf(m.did, m.resyncFailures > 0, null)
       const upstreams = [id.pds, upstreamHttp].filter((x): x is string => !!x)
       if (!m.active) {
         // hidden since an #account (or a refused getRepo): a reactivation may have been missed
@@ -555,14 +695,25 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
       const car = await fetchRepo(m.did, upstreams)
       flush() // the records we hold must be on disk: those the snapshot lacks get proofs of absence
       const held = listRecords(db, { did: m.did, includeHidden: true }).map((r) => ({ collection: r.collection, rkey: r.rkey }))
+      // the repo's head is signed by the DID's current key (a resync never moves the key floor: it
+      // jumps to the upstream's present, out of stream order)
       let snap
       try {
         snap = await verifyRepoSnapshot(car, m.did, id.signingKey, inScope, { proveAbsent: held })
       } catch (err) {
         if (!(err instanceof VerificationError) || err.reason !== 'bad-signature') throw err
-        const fresh = await identityOf(m.did, true, null)
-        snap = await verifyRepoSnapshot(car, m.did, fresh.signingKey, inScope, { proveAbsent: held })
+        id = await identityOf(m.did, true, null)
+        try {
+          snap = await verifyRepoSnapshot(car, m.did, id.signingKey, inScope, { proveAbsent: held })
+        } catch (err2) {
+          const served = id.mismatch?.served.signingKey
+          if (err2 instanceof VerificationError && err2.reason === 'bad-signature' && served && (await verifyRepoSnapshot(car, m.did, served, inScope).then(() => true, () => false))) {
+            throw new VerificationError('plc-doc-mismatch', `repo head signed with ${served}, the key the PLC directory's document names; the DID's verified log names ${id.signingKey}`)
+          }
+          throw err2
+        }
       }
+      const keyOrigin = id.log ? (id.log.keys.at(-1)?.op ?? null) : null
       if (m.head && snap.commit.rev < m.head.rev) {
         throw new Error(`upstream repo rev ${snap.commit.rev} is older than the mirror's ${m.head.rev}`)
       }
@@ -580,7 +731,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
       db.transaction(() => {
         diff = writeSnapshot(
           db,
-          { did: m.did, rev: snap.commit.rev, commitCid: snap.commitCid, dataCid: snap.commit.data, sig: snap.commit.sig, signingKey: snap.signingKey, blocks: snap.proofBlocks, records, absent: snap.absent },
+          { did: m.did, rev: snap.commit.rev, commitCid: snap.commitCid, dataCid: snap.commit.data, sig: snap.commit.sig, signingKey: snap.signingKey, blocks: snap.proofBlocks, records, absent: snap.absent, keyOrigin },
           inScope,
         )
         setRepoState(db, m.did, 'synchronized', `resynced (${why})`)
@@ -624,14 +775,24 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   async function onIdentity(evt: IdentityEvent): Promise<void> {
     const m = memo(evt.did)
     if (!m) return void count('identity.passthrough')
-    if (evt.seq <= m.lastSeq) return void count('identity.stale')
-    m.lastSeq = evt.seq
+    // an old #identity seen again (replay) changes nothing stored, but still marks its place in the
+    // key history: later events of this pass must not use keys it rotated out
+    const stale = evt.seq <= m.lastSeq
+    if (!stale) m.lastSeq = evt.seq
+    let id: ResolvedIdentity
     try {
-      await identityOf(evt.did, true, evt.seq)
+      id = await identityOf(evt.did, !stale, stale ? null : evt.seq)
     } catch (err) {
-      if (err instanceof IdentityError) return reject({ seq: evt.seq, did: evt.did }, 'identity-unresolved', err.message)
-      throw err
+      if (!(err instanceof IdentityError)) throw err
+      if (stale) return void count('identity.stale')
+      return reject({ seq: evt.seq, did: evt.did }, identityReason(err), err.message)
     }
+    if (id.log) {
+      const epoch = epochAtIdentityEvent(id.log.keys, evt.time)
+      if (epoch) raiseFloor(evt.did, evt.seq, epoch, id.log.keys, `#identity at seq ${evt.seq}`)
+    }
+    if (stale) return void count('identity.stale')
+    if (id.mismatch) reject({ seq: evt.seq, did: evt.did }, 'plc-doc-mismatch', id.mismatch.message)
   }
 
   async function onAccount(evt: AccountEvent): Promise<void> {
@@ -654,21 +815,36 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     if (!m) return void count('sync.passthrough')
     const ref = { seq: evt.seq, did: evt.did, rev: evt.rev }
     let proven: VerifiedSync
+    let keyOrigin: PlcOpRef | null = null
     try {
       const id = await identityOf(evt.did, false, null)
-      try {
-        proven = verifySync(evt, id.signingKey)
-      } catch (err) {
-        if (!(err instanceof VerificationError) || err.reason !== 'bad-signature') throw err
-        // PDSes emit #sync right after a key rotation: refresh the document once and retry
-        count('identity.forced-refresh')
-        const fresh = await identityOf(evt.did, true, evt.seq)
-        if (fresh.signingKey === id.signingKey) throw err
-        proven = verifySync(evt, fresh.signingKey)
+      const withLog = async (ident: ResolvedIdentity): Promise<VerifiedSync> => {
+        const ev = { seq: evt.seq, did: evt.did, time: evt.time }
+        const signed = () => {
+          const car = readVerifiedCar(evt.blocks)
+          return car.blocks.get(car.roots[0]!)!
+        }
+        const r = await withLogKey(ev, ident, async (key) => verifySync(evt, key), signed)
+        keyOrigin = r.origin
+        return r.result
+      }
+      if (id.log) proven = await withLog(id)
+      else {
+        try {
+          proven = verifySync(evt, id.signingKey)
+        } catch (err) {
+          if (!(err instanceof VerificationError) || err.reason !== 'bad-signature') throw err
+          // PDSes emit #sync right after a key rotation: refresh the document once and retry
+          count('identity.forced-refresh')
+          const fresh = await identityOf(evt.did, true, evt.seq)
+          if (fresh.log) proven = await withLog(fresh)
+          else if (fresh.signingKey === id.signingKey) throw err
+          else proven = verifySync(evt, fresh.signingKey)
+        }
       }
     } catch (err) {
       if (err instanceof VerificationError) return reject(ref, err.reason, err.message)
-      if (err instanceof IdentityError) return reject(ref, 'identity-unresolved', err.message)
+      if (err instanceof IdentityError) return reject(ref, identityReason(err), err.message)
       throw err
     }
     if (m.head && evt.rev <= m.head.rev) return void count('sync.stale')
@@ -677,7 +853,8 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
       const since = m.head.rev
       m.head = { rev: evt.rev, dataCid: proven.commit.data }
       m.headCid = proven.cid
-      queueWrite((d) => writeSyncHead(d, proven, since))
+      const origin = keyOrigin
+      queueWrite((d) => writeSyncHead(d, proven, since, origin))
       return void count('sync.advanced')
     }
     // a newer signed head whose data we do not hold: only the whole repo can tell what changed

@@ -25,10 +25,18 @@ export interface AcceptedOp {
   value?: RecordValue
 }
 
+/** The PLC operation that made a commit's signing key valid (verified PLC log), for the audit. */
+export interface KeyOriginRef {
+  cid: string
+  createdAt: string
+}
+
 /** A verified commit and the in-scope record changes it proves. */
 export interface AcceptedCommit {
   commit: VerifiedCommit
   ops: AcceptedOp[]
+  /** set when the key came from the DID's verified PLC log */
+  keyOrigin?: KeyOriginRef | null
 }
 
 export const recordUri = (did: string, collection: string, rkey: string): string => `at://${did}/${collection}/${rkey}`
@@ -121,9 +129,9 @@ function putVersion(
 export function writeHistory(db: Db, accepted: AcceptedCommit): void {
   const c = accepted.commit
   db.prepare(
-    `INSERT OR IGNORE INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'firehose')`,
-  ).run(c.did, c.rev, c.cid, c.commit.data, c.since, c.seq, c.time, c.signingKey, c.commit.sig)
+    `INSERT OR IGNORE INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source, key_op_cid, key_op_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'firehose', ?, ?)`,
+  ).run(c.did, c.rev, c.cid, c.commit.data, c.since, c.seq, c.time, c.signingKey, c.commit.sig, accepted.keyOrigin?.cid ?? null, accepted.keyOrigin?.createdAt ?? null)
   // keep every block but the records of out-of-scope ops: MST nodes keep current proofs reconstructible
   const keep = new Set(accepted.ops.map((o) => o.cid).filter((x): x is string => !!x))
   const skip = new Set(c.ops.map((o) => o.cid).filter((x): x is string => !!x && !keep.has(x)))
@@ -150,11 +158,11 @@ export function writeCommit(db: Db, accepted: AcceptedCommit): void {
  * A #sync that re-signs the data the mirror already holds (key rotation, reactivation): the new signed
  * head is kept (commit row + block) so current records stay provable from the current head.
  */
-export function writeSyncHead(db: Db, s: VerifiedSync, since: string | null): void {
+export function writeSyncHead(db: Db, s: VerifiedSync, since: string | null, keyOrigin: KeyOriginRef | null = null): void {
   db.prepare(
-    `INSERT OR IGNORE INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'firehose')`,
-  ).run(s.did, s.rev, s.cid, s.commit.data, since, s.seq, s.time, s.signingKey, s.commit.sig)
+    `INSERT OR IGNORE INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source, key_op_cid, key_op_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'firehose', ?, ?)`,
+  ).run(s.did, s.rev, s.cid, s.commit.data, since, s.seq, s.time, s.signingKey, s.commit.sig, keyOrigin?.cid ?? null, keyOrigin?.createdAt ?? null)
   putBlocks(db, s.did, [[s.cid, s.commitBytes]])
   setRepoHead(db, s.did, { rev: s.rev, dataCid: s.commit.data, headCid: s.cid, seq: s.seq })
 }
@@ -172,6 +180,8 @@ export interface VerifiedSnapshot {
   records: (AcceptedOp & { action: 'create' })[]
   /** stored records the snapshot proves absent, with the MST nodes proving it (in `blocks`) */
   absent?: { collection: string; rkey: string; proofPath: string[] }[]
+  /** set when the key came from the DID's verified PLC log */
+  keyOrigin?: KeyOriginRef | null
 }
 
 export interface SnapshotDiff {
@@ -193,9 +203,9 @@ export function writeSnapshot(db: Db, snap: VerifiedSnapshot, inScope: (collecti
     }[]).map((r) => [r.uri, r]),
   )
   db.prepare(
-    `INSERT OR IGNORE INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source)
-     VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, ?, 'resync')`,
-  ).run(snap.did, snap.rev, snap.commitCid, snap.dataCid, snap.signingKey, snap.sig)
+    `INSERT OR IGNORE INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source, key_op_cid, key_op_at)
+     VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, ?, 'resync', ?, ?)`,
+  ).run(snap.did, snap.rev, snap.commitCid, snap.dataCid, snap.signingKey, snap.sig, snap.keyOrigin?.cid ?? null, snap.keyOrigin?.createdAt ?? null)
   putBlocks(db, snap.did, snap.blocks)
   const meta = { rev: snap.rev, cid: snap.commitCid, seq: null, time: null, signingKey: snap.signingKey }
   for (const op of snap.records) {

@@ -164,4 +164,36 @@ export const MIGRATIONS: string[] = [
   /* 3: the upstream's time of the event at the cursor (lag = now - event_time; /health, /metrics) */ `
   ALTER TABLE cursor ADD COLUMN event_time TEXT;
   `,
+  /* 4: identity from verified PLC logs — key history, key origin of each commit, stream-ordered key floors */ `
+  ALTER TABLE identities ADD COLUMN key_source TEXT;
+  ALTER TABLE identities ADD COLUMN plc_last_op TEXT;
+  ALTER TABLE identities ADD COLUMN doc_mismatch TEXT;
+  ALTER TABLE commits ADD COLUMN key_op_cid TEXT;
+  ALTER TABLE commits ADD COLUMN key_op_at TEXT;
+  CREATE TABLE plc_keys (
+    did          TEXT NOT NULL,
+    idx          INTEGER NOT NULL,
+    signing_key  TEXT NOT NULL,
+    op_cid       TEXT NOT NULL,
+    op_at        TEXT NOT NULL,
+    ended_by_cid TEXT,
+    ended_at     TEXT,
+    PRIMARY KEY (did, idx)
+  );
+  CREATE INDEX plc_keys_by_key ON plc_keys (did, signing_key);
+  CREATE TABLE key_floors (
+    did     TEXT NOT NULL,
+    service TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    op_cid  TEXT NOT NULL,
+    cause   TEXT NOT NULL,
+    at      TEXT NOT NULL,
+    PRIMARY KEY (did, service, seq)
+  );
+  CREATE TABLE run_settings (
+    name       TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  `,
 ]

@@ -2,6 +2,7 @@
 import { readCounters } from './counters.ts'
 import { listCursors, type CursorRow } from './cursor.ts'
 import type { Db } from './db.ts'
+import { getIdentityMode, type IdentityMode } from './identities.ts'
 
 export interface StatusReport {
   cursors: CursorRow[]
@@ -19,6 +20,17 @@ export interface StatusReport {
   identities: number
   /** handles that resolve back to their DID, and those that do not (or could not be checked) */
   handles: { verified: number; unverified: number }
+  /** how signing keys were established: the last run's mode, identities per key source, doc mismatches */
+  identity: {
+    mode: IdentityMode | null
+    modeSince: string | null
+    bySource: Record<string, number>
+    /** DIDs whose PLC directory document disagrees with their verified log (as last resolved) */
+    docMismatches: number
+    /** signing-key epochs known from verified logs, and how many of them have been rotated out */
+    keyEpochs: number
+    rotatedOut: number
+  }
   info: { name: string; message: string | null; cursor: number | null; at: string }[]
   counters: Record<string, number>
 }
@@ -59,6 +71,14 @@ export function readStatus(db: Db): StatusReport {
     handles: {
       verified: count(db, 'SELECT COUNT(*) AS n FROM identities WHERE handle IS NOT NULL AND handle_verified = 1'),
       unverified: count(db, 'SELECT COUNT(*) AS n FROM identities WHERE handle IS NOT NULL AND handle_verified = 0'),
+    },
+    identity: {
+      mode: getIdentityMode(db)?.mode ?? null,
+      modeSince: getIdentityMode(db)?.since ?? null,
+      bySource: grouped(db, `SELECT COALESCE(key_source, 'unknown') AS k, COUNT(*) AS n FROM identities GROUP BY k ORDER BY k`),
+      docMismatches: count(db, 'SELECT COUNT(*) AS n FROM identities WHERE doc_mismatch IS NOT NULL'),
+      keyEpochs: count(db, 'SELECT COUNT(*) AS n FROM plc_keys'),
+      rotatedOut: count(db, 'SELECT COUNT(*) AS n FROM plc_keys WHERE ended_by_cid IS NOT NULL'),
     },
     info: db.prepare('SELECT name, message, cursor, at FROM stream_info ORDER BY id DESC LIMIT 10').all() as never,
     counters: readCounters(db),

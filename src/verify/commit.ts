@@ -93,6 +93,24 @@ export function verifyCommitSignature(commitBytes: Uint8Array, signingKey: strin
 }
 
 /**
+ * The checks of `verifyCommit` that come before the signature: block hashes, the CAR root is the
+ * event's commit, and the commit block's did and rev are the event's.
+ * @throws {VerificationError}
+ */
+export function readCommitBlock(evt: CommitEvent): { car: ReturnType<typeof readVerifiedCar>; commitBytes: Uint8Array; commit: SignedCommit } {
+  const car = readVerifiedCar(evt.blocks)
+  if (car.roots.length !== 1 || car.roots[0] !== evt.commit) {
+    throw new VerificationError('car-invalid', `CAR root ${car.roots.join(',') || '(none)'} is not the commit ${evt.commit}`)
+  }
+  const commitBytes = car.blocks.get(evt.commit)
+  if (!commitBytes) throw new VerificationError('car-invalid', `commit block ${evt.commit} is not in the CAR`)
+  const commit = parseCommitBlock(commitBytes)
+  if (commit.did !== evt.repo) throw new VerificationError('commit-mismatch', `commit did ${commit.did} is not the event repo ${evt.repo}`)
+  if (commit.rev !== evt.rev) throw new VerificationError('commit-mismatch', `commit rev ${commit.rev} is not the event rev ${evt.rev}`)
+  return { car, commitBytes, commit }
+}
+
+/**
  * Proves a #commit against its own blocks and `signingKey`: every block hash, the commit fields, the
  * signature, each op in the new MST, and (sync 1.1) that inverting the ops yields `prevData`.
  * @throws {VerificationError} with the reason of the first failed check
@@ -108,16 +126,7 @@ export async function verifyCommit(
   if (evt.ops.length > LIMITS.maxOps) throw new VerificationError('too-big', `${evt.ops.length} ops exceed ${LIMITS.maxOps}`)
   if (!isTid(evt.rev)) throw new VerificationError('commit-mismatch', `rev ${evt.rev} is not a TID`)
 
-  const car = readVerifiedCar(evt.blocks)
-  if (car.roots.length !== 1 || car.roots[0] !== evt.commit) {
-    throw new VerificationError('car-invalid', `CAR root ${car.roots.join(',') || '(none)'} is not the commit ${evt.commit}`)
-  }
-  const commitBytes = car.blocks.get(evt.commit)
-  if (!commitBytes) throw new VerificationError('car-invalid', `commit block ${evt.commit} is not in the CAR`)
-  const commit = parseCommitBlock(commitBytes)
-  if (commit.did !== evt.repo) throw new VerificationError('commit-mismatch', `commit did ${commit.did} is not the event repo ${evt.repo}`)
-  if (commit.rev !== evt.rev) throw new VerificationError('commit-mismatch', `commit rev ${commit.rev} is not the event rev ${evt.rev}`)
-
+  const { car, commitBytes, commit } = readCommitBlock(evt)
   verifyCommitSignature(commitBytes, signingKey)
 
   const store = toBlockstore(car.blocks)

@@ -8,6 +8,12 @@
  * PLC tombstone looks like a missing DID or a generic error. Parsing reuses `@atproto/identity`'s
  * document helpers (`didDocument` schema, `getKey`, `getHandle`, `getPds`).
  *
+ * With `verifyPlcLog`, a did:plc's key, handle and PDS come from its operation log
+ * (`/{did}/log/audit`), verified here (plc-log.ts) instead of trusted from the directory's document;
+ * the document is still fetched, and where it disagrees with the log the answer says so (`mismatch`).
+ * A verified log is cached without expiry: only a forced resolve (an #identity event, a signature that
+ * fails) fetches and verifies it again.
+ *
  * Errors are `IdentityError`s with a `code`. Only `resolver-unavailable` is transient (timeouts,
  * connection failures, 5xx/429): callers retry later and must NOT reject on it. The other codes are
  * definite answers from the authority.
@@ -15,6 +21,8 @@
 import * as dns from 'node:dns/promises'
 import { parseDidKey } from '@atproto/crypto'
 import { HandleResolver, didDocument, getHandle, getKey, getPds } from '@atproto/identity'
+import { normalizeDidKey, PlcLogError, verifyPlcAuditLog, type VerifiedPlcLog } from './plc-log.ts'
+import type { ReasonCode } from './reasons.ts'
 
 export type IdentityErrorCode =
   | 'did-not-found' // the authority answered: no such DID (404, malformed DID, did:web not served)
@@ -22,6 +30,7 @@ export type IdentityErrorCode =
   | 'no-signing-key' // the document has no usable #atproto verification method
   | 'bad-did-document' // the document is not JSON, not a DID document, or names another DID
   | 'unsupported-did-method' // not did:plc / did:web (or a did:web form atproto does not allow)
+  | 'plc-log-invalid' // the directory's operation log for the DID does not verify (verifyPlcLog)
   | 'resolver-unavailable' // transient: timeout, connection refused, 5xx, 429 — retry later
 
 export const TRANSIENT_IDENTITY_ERRORS: readonly IdentityErrorCode[] = ['resolver-unavailable']
@@ -46,6 +55,31 @@ export class IdentityError extends Error {
 
 export const isIdentityError = (err: unknown): err is IdentityError => err instanceof IdentityError
 
+/** The rejection reason for a commit whose author's identity could not be established. */
+export function identityReason(err: IdentityError): ReasonCode {
+  switch (err.code) {
+    case 'did-tombstoned':
+      return 'did-tombstoned'
+    case 'plc-log-invalid':
+      return 'plc-log-invalid'
+    case 'unsupported-did-method':
+      return err.did.startsWith('did:web:') ? 'did-web-unsupported' : 'identity-unresolved'
+    default:
+      return 'identity-unresolved'
+  }
+}
+
+/** Where a resolved identity's key, handle and PDS come from. */
+export type KeySource = 'plc-log' | 'plc-directory' | 'did-web'
+
+/** The directory's document disagrees with the DID's verified operation log. */
+export interface DocMismatch {
+  /** what the served document says (absent fields: it says nothing usable) */
+  served: { signingKey?: string; handle?: string; pds?: string }
+  fields: ('signingKey' | 'handle' | 'pds' | 'document')[]
+  message: string
+}
+
 export type ResolvedIdentity = {
   did: string
   /** The current atproto signing key, as did:key (compressed, multicodec form). */
@@ -58,6 +92,11 @@ export type ResolvedIdentity = {
   doc: unknown
   /** When the document was fetched (ms since epoch). */
   resolvedAt: number
+  source: KeySource
+  /** did:plc with verifyPlcLog: the verified operation log (key history, last op) */
+  log?: VerifiedPlcLog
+  /** did:plc with verifyPlcLog: how the served document disagrees with the log, if it does */
+  mismatch?: DocMismatch
 }
 
 export type HandleLookup = (handle: string) => Promise<string | undefined>
@@ -83,6 +122,13 @@ export type IdentityResolverOptions = {
   now?: () => number
   /** Largest DID document accepted (default 256 KiB). */
   maxDocBytes?: number
+  /**
+   * did:plc: take key, handle and PDS from the verified operation log instead of the directory's
+   * document (default false here; the mirror turns it on unless --trust-plc-directory).
+   */
+  verifyPlcLog?: boolean
+  /** Largest audit log accepted (default 4 MiB). */
+  maxLogBytes?: number
 }
 
 export type IdentityResolverStats = {
@@ -92,8 +138,11 @@ export type IdentityResolverStats = {
   cacheHits: number
   /** resolve() calls that joined an identical in-flight fetch */
   joined: number
-  /** documents fetched from the network */
+  /** identities fetched from the network (a document, plus its audit log with verifyPlcLog) */
   fetches: number
+  /** audit logs verified, and the time spent verifying them (ms, CPU on this thread) */
+  logsVerified: number
+  logVerifyMs: number
   /** resolve() calls that ended in an IdentityError, by code */
   errors: Partial<Record<IdentityErrorCode, number>>
   /** entries in the cache */
@@ -130,12 +179,14 @@ export function createIdentityResolver(opts: IdentityResolverOptions): IdentityR
   const max = Math.max(0, opts.cacheMax ?? 10_000)
   const now = opts.now ?? Date.now
   const maxDocBytes = opts.maxDocBytes ?? 256 * 1024
+  const maxLogBytes = opts.maxLogBytes ?? 4 * 1024 * 1024
+  const verifyPlcLog = opts.verifyPlcLog ?? false
   const plcUrl = opts.plcUrl.endsWith('/') ? opts.plcUrl : `${opts.plcUrl}/`
   const lookupHandle: HandleLookup = opts.resolveHandle ?? defaultHandleResolver({ timeoutMs })
 
   const cache = new Map<string, CacheEntry>()
   const inflight = new Map<string, Promise<ResolvedIdentity>>()
-  const counters = { calls: 0, cacheHits: 0, joined: 0, fetches: 0, evictions: 0 }
+  const counters = { calls: 0, cacheHits: 0, joined: 0, fetches: 0, evictions: 0, logsVerified: 0, logVerifyMs: 0 }
   const errors: Partial<Record<IdentityErrorCode, number>> = {}
 
   let generation = 0
@@ -155,7 +206,8 @@ export function createIdentityResolver(opts: IdentityResolverOptions): IdentityR
     const prev = cache.get(value.did)
     if (prev && prev.gen > gen) return
     cache.delete(value.did)
-    cache.set(value.did, { value, expiresAt: now() + ttl, gen })
+    // a verified log stays until something asks for it again (#identity, a failed signature)
+    cache.set(value.did, { value, expiresAt: value.log ? Infinity : now() + ttl, gen })
     while (cache.size > max) {
       const oldest = cache.keys().next().value as string
       cache.delete(oldest)
@@ -163,8 +215,7 @@ export function createIdentityResolver(opts: IdentityResolverOptions): IdentityR
     }
   }
 
-  const fetchDoc = async (did: string, url: URL, method: 'plc' | 'web'): Promise<unknown> => {
-    counters.fetches++
+  const fetchDoc = async (did: string, url: URL, method: 'plc' | 'web', limit = maxDocBytes): Promise<unknown> => {
     const signal = AbortSignal.timeout(timeoutMs)
     let res: Response
     try {
@@ -181,10 +232,10 @@ export function createIdentityResolver(opts: IdentityResolverOptions): IdentityR
     const { status } = res
     let text: string
     try {
-      text = await readLimited(res, maxDocBytes)
+      text = await readLimited(res, limit)
     } catch (err) {
       if (err instanceof TooBig) {
-        throw new IdentityError('bad-did-document', did, `document larger than ${maxDocBytes} bytes`, { status })
+        throw new IdentityError('bad-did-document', did, `${url.pathname} larger than ${limit} bytes`, { status })
       }
       throw new IdentityError('resolver-unavailable', did, `reading ${url.origin} failed: ${describe(err)}`, {
         status,
@@ -211,18 +262,66 @@ export function createIdentityResolver(opts: IdentityResolverOptions): IdentityR
   }
 
   const fetchIdentity = async (did: string): Promise<ResolvedIdentity> => {
+    counters.fetches++
     let doc: unknown
     if (did.startsWith('did:plc:')) {
       if (!DID_PLC_RE.test(did)) throw new IdentityError('did-not-found', did, 'malformed did:plc')
+      if (verifyPlcLog) return fetchVerifiedPlc(did)
       doc = await fetchDoc(did, new URL(encodeURIComponent(did), plcUrl), 'plc')
+      return { ...parseDidDocument(did, doc), resolvedAt: now(), source: 'plc-directory' }
     } else if (did.startsWith('did:web:')) {
       doc = await fetchDoc(did, didWebUrl(did), 'web')
+      return { ...parseDidDocument(did, doc), resolvedAt: now(), source: 'did-web' }
     } else if (/^did:[a-z]+:/.test(did)) {
       throw new IdentityError('unsupported-did-method', did, 'only did:plc and did:web are supported')
     } else {
       throw new IdentityError('did-not-found', did, 'not a DID')
     }
-    return { ...parseDidDocument(did, doc), resolvedAt: now() }
+  }
+
+  /** The DID's identity from its verified operation log, compared with the served document. */
+  const fetchVerifiedPlc = async (did: string): Promise<ResolvedIdentity> => {
+    const docUrl = new URL(encodeURIComponent(did), plcUrl)
+    const logUrl = new URL(`${encodeURIComponent(did)}/log/audit`, plcUrl)
+    for (let attempt = 1; ; attempt++) {
+      const [logRes, docRes] = await Promise.allSettled([fetchDoc(did, logUrl, 'plc', maxLogBytes), fetchDoc(did, docUrl, 'plc')])
+      for (const r of [logRes, docRes]) {
+        if (r.status === 'rejected' && (!isIdentityError(r.reason) || r.reason.transient)) throw r.reason
+      }
+      if (logRes.status === 'rejected') throw logRes.reason
+      let log: VerifiedPlcLog
+      const t0 = performance.now()
+      try {
+        log = await verifyPlcAuditLog(did, logRes.value)
+      } catch (err) {
+        if (err instanceof PlcLogError) throw new IdentityError('plc-log-invalid', did, `operation log refused: ${err.message}`, { cause: err })
+        throw err
+      } finally {
+        counters.logsVerified++
+        counters.logVerifyMs += performance.now() - t0
+      }
+      if (log.tombstone) {
+        throw new IdentityError('did-tombstoned', did, `tombstoned by PLC operation ${log.tombstone.cid} at ${log.tombstone.createdAt} (verified log)`)
+      }
+      if (!log.signingKey) {
+        throw new IdentityError('no-signing-key', did, `the last valid PLC operation ${log.lastOp.cid} names no #atproto key`)
+      }
+      const doc = docRes.status === 'fulfilled' ? docRes.value : null
+      const mismatch = compareWithLog(did, log, docRes)
+      // an operation may have landed between the two requests: ask once more before calling it a lie
+      if (mismatch && attempt < 2) continue
+      return {
+        did,
+        signingKey: log.signingKey,
+        ...(log.handle ? { handle: log.handle } : {}),
+        ...(log.pds ? { pds: log.pds } : {}),
+        doc,
+        resolvedAt: now(),
+        source: 'plc-log',
+        log,
+        ...(mismatch ? { mismatch } : {}),
+      }
+    }
   }
 
   const resolve = async (did: string, o: { force?: boolean } = {}): Promise<ResolvedIdentity> => {
@@ -304,11 +403,40 @@ export function createIdentityResolver(opts: IdentityResolverOptions): IdentityR
   }
 }
 
+/** How the served document (or the failure to get one) disagrees with the verified log, if it does. */
+function compareWithLog(did: string, log: VerifiedPlcLog, doc: PromiseSettledResult<unknown>): DocMismatch | undefined {
+  if (doc.status === 'rejected') {
+    const why = (doc.reason as Error).message
+    return { served: {}, fields: ['document'], message: `the PLC directory serves no usable document (${why}) while the verified log is live at ${log.lastOp.cid}` }
+  }
+  let served: ReturnType<typeof parseDidDocument>
+  try {
+    served = parseDidDocument(did, doc.value)
+  } catch (err) {
+    return { served: {}, fields: ['document'], message: `the PLC directory's document is unusable (${(err as Error).message}); the verified log is live at ${log.lastOp.cid}` }
+  }
+  const fields: DocMismatch['fields'] = []
+  const servedKey = normalizeDidKey(served.signingKey)
+  if (servedKey !== log.signingKey) fields.push('signingKey')
+  if ((served.handle ?? null) !== (log.handle ?? null)) fields.push('handle')
+  if ((served.pds ?? null) !== (log.pds ?? null)) fields.push('pds')
+  if (!fields.length) return undefined
+  const says = (f: string, a: unknown, b: unknown) => `${f}: document ${String(a ?? '(none)')}, log ${String(b ?? '(none)')}`
+  const parts = fields.map((f) =>
+    f === 'signingKey' ? says('key', servedKey, log.signingKey) : f === 'handle' ? says('handle', served.handle, log.handle) : says('pds', served.pds, log.pds),
+  )
+  return {
+    served: { signingKey: servedKey, ...(served.handle ? { handle: served.handle } : {}), ...(served.pds ? { pds: served.pds } : {}) },
+    fields,
+    message: `the PLC directory's document disagrees with the DID's verified operation log (last op ${log.lastOp.cid}): ${parts.join('; ')}`,
+  }
+}
+
 /**
  * Extracts the atproto facts from a DID document (no network). Throws IdentityError
  * `bad-did-document` / `no-signing-key`.
  */
-export function parseDidDocument(did: string, doc: unknown): Omit<ResolvedIdentity, 'resolvedAt'> {
+export function parseDidDocument(did: string, doc: unknown): Omit<ResolvedIdentity, 'resolvedAt' | 'source'> {
   const parsed = didDocument.safeParse(doc)
   if (!parsed.success) {
     throw new IdentityError('bad-did-document', did, `not a DID document: ${parsed.error.issues[0]?.message ?? ''}`)

@@ -13,8 +13,11 @@ export const REASONS = [
   'inversion-mismatch', // inverting the ops does not give prevData
   'chain-break', // since/prevData do not follow the stored rev/data: repo desynchronized
   'future-rev', // rev timestamp too far in the future
-  'identity-unresolved', // DID document missing, tombstoned, or without a signing key
-  'did-web-unsupported', // did:web that cannot be resolved as required
+  'identity-unresolved', // DID document missing or unusable (not found, no signing key, bad document, unsupported method)
+  'did-tombstoned', // the DID was tombstoned in the PLC directory (by a verified operation, when logs are verified)
+  'plc-log-invalid', // the DID's PLC operation log does not verify (signature, genesis hash, order, recovery rules)
+  'plc-doc-mismatch', // signed with the key the PLC directory's document names, which the DID's verified log does not back
+  'did-web-unsupported', // did:web that cannot be resolved as required (path-based, or a port outside localhost)
   'repo-inactive', // the account is not active: its commits are not applied
 ] as const
 
