@@ -143,7 +143,7 @@ describe('identity outages', () => {
     expect(result.stoppedBy).toBe('idle')
     const { rejections } = peek(dbPath)
     expect(rejections.length).toBeGreaterThanOrEqual(1)
-    expect(rejections.every((r) => r.did === gone!.did && r.reason === 'identity-unresolved')).toBe(true)
+    expect(rejections.every((r) => r.did === gone!.did && r.reason === 'did-tombstoned')).toBe(true)
     expect(rejections[0]!.message).toContain('did-tombstoned')
     expect(mirrorSnapshot(dbPath)).toEqual(await pdsSnapshot(net, dids))
   })

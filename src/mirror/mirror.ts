@@ -107,8 +107,8 @@ export interface Mirror {
   stats(): MirrorStats
   /** counters since this mirror started (the `counters` table holds the all-time sums) */
   totals(): Record<string, number>
-  /** DID resolver calls and cache hits */
-  identityStats(): { calls: number; cacheHits: number; fetches: number }
+  /** DID resolver calls and cache hits; PLC logs verified and the CPU time they took (ms) */
+  identityStats(): { calls: number; cacheHits: number; fetches: number; logsVerified: number; logVerifyMs: number }
   /** The durable cursor (what a restart resumes from). */
   cursor(): number | undefined
   /** Where a reconnect should resume: every event up to here has finished in this run. */
@@ -1084,7 +1084,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     totals: () => Object.fromEntries(totals),
     identityStats: () => {
       const r = resolver.stats()
-      return { calls: r.calls, cacheHits: r.cacheHits, fetches: r.fetches }
+      return { calls: r.calls, cacheHits: r.cacheHits, fetches: r.fetches, logsVerified: r.logsVerified, logVerifyMs: r.logVerifyMs }
     },
     cursor: () => durable,
     position: () => safeSeq ?? config.cursor ?? stored,
