@@ -15,14 +15,20 @@ import { ProofFailure } from '../src/verify/proof.ts'
 import { ProofUnavailableError } from '../src/store/proofs.ts'
 import { UnknownRecordError } from '../src/mirror/provenance.ts'
 import { captureCommand } from './commands/capture.ts'
+import { serveCommand } from './commands/serve.ts'
 
 const USAGE = `malfestio-mirror — a verified firehose mirror of Malfestio records
 
 Usage: malfestio-mirror <command> [flags]
 
 Commands:
-  sync        [--relay URL] [--db PATH] [--plc URL] [--collections LIST] [--cursor SEQ] [--backfill] [--connect-attempts N] [--trust-plc-directory] [--json]
-              follow the firehose live (Ctrl-C stops cleanly, cursor saved)
+  sync        [--relay URL] [--db PATH] [--plc URL] [--collections LIST] [--cursor SEQ] [--backfill] [--connect-attempts N] [--trust-plc-directory]
+              [--serve PORT [--host H] [--max-lag S]] [--capture FILE] [--json]
+              follow the firehose live (Ctrl-C stops cleanly, cursor saved); --serve: the read API and
+              live /metrics in the same process; --capture: record frames and upstream answers to FILE
+  serve       [--db PATH] [--port N] [--host H] [--max-lag S] [--json]
+              the read API (XRPC getRecord / listRecords / sync.getRecord, /decks, /health, /metrics)
+              on a mirror database, beside a sync in another process
   replay      --from SEQ [--to SEQ] [--idle-ms MS] [--relay URL] [--db PATH] [--plc URL] [--trust-plc-directory] [--json]
               replay a range into the mirror and exit
   replay      --file FILE [--from SEQ] [--to SEQ] [--db PATH] [--plc URL] [--json]
@@ -64,6 +70,7 @@ const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   'export-proof': exportProofCommand,
   verify: verifyCommand,
   capture: captureCommand,
+  serve: serveCommand,
 }
 
 export async function main(argv: string[]): Promise<number> {

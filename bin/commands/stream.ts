@@ -6,7 +6,10 @@ import { getCursor } from '../../src/store/cursor.ts'
 import { openDb } from '../../src/store/db.ts'
 import { readStatus } from '../../src/store/status.ts'
 import { readCaptureHeader } from '../../src/firehose/capture.ts'
-import { COMMON, NETWORK, networkConfig, parse, seqFlag, UsageError } from '../args.ts'
+import { COMMON, NETWORK, networkConfig, parse, pick, seqFlag, UsageError } from '../args.ts'
+import type { Mirror } from '../../src/mirror/mirror.ts'
+import type { RunView } from '../../src/mirror/run.ts'
+import { createLiveMetrics, portFlag, SERVE_FLAGS, serveBanner, startServing } from './serve.ts'
 import { backfillInto } from './backfill.ts'
 
 function baseConfig(values: Record<string, unknown>, defaultService: string = DEFAULTS.service): MirrorConfig {
@@ -41,7 +44,32 @@ function progressPrinter(json: boolean) {
   }
 }
 
-async function run(config: MirrorConfig, json: boolean, backfill = false): Promise<number> {
+interface ServeFlags {
+  port: number
+  host: string
+  maxLagSeconds?: number
+}
+
+async function run(config: MirrorConfig, json: boolean, backfill = false, serve?: ServeFlags): Promise<number> {
+  // the read API first: a port in use fails before anything is mirrored
+  let serving: Awaited<ReturnType<typeof startServing>> | undefined
+  const metrics = serve ? createLiveMetrics() : undefined
+  let running: { mirror: Mirror; run: RunView } | undefined
+  if (serve) {
+    serving = await startServing({
+      dbPath: config.dbPath,
+      create: true,
+      ...serve,
+      live: {
+        metrics: metrics!,
+        health: () => {
+          const s = running?.mirror.stats()
+          return { ok: true, connection: running?.run.connection().state ?? 'starting', lastSeq: s?.lastSeq ?? null, queueDepth: s?.inFlight ?? 0 }
+        },
+      },
+    })
+    process.stderr.write(serveBanner(serving.api.url, config.dbPath, 'live') + '\n')
+  }
   const ac = new AbortController()
   const onSignal = () => ac.abort()
   process.once('SIGINT', onSignal)
@@ -49,15 +77,18 @@ async function run(config: MirrorConfig, json: boolean, backfill = false): Promi
   try {
     const result = await runMirror(config, {
       signal: ac.signal,
+      hooks: metrics?.hooks,
       onProgress: progressPrinter(json),
-      // backfill through the running mirror: each repo's live events wait behind its resync
-      onMirror: backfill
-        ? (mirror) => {
-            backfillInto(mirror, config, null, json, ac.signal).catch((err) => {
-              process.stderr.write(`\nbackfill failed: ${(err as Error).message}\n`)
-            })
-          }
-        : undefined,
+      onMirror: (mirror, run) => {
+        running = { mirror, run }
+        if (metrics && serving) metrics.attach(mirror, run, serving.db)
+        // backfill through the running mirror: each repo's live events wait behind its resync
+        if (backfill) {
+          backfillInto(mirror, config, null, json, ac.signal).catch((err) => {
+            process.stderr.write(`\nbackfill failed: ${(err as Error).message}\n`)
+          })
+        }
+      },
     })
     if (json) process.stdout.write(JSON.stringify({ stoppedBy: result.stoppedBy, ...result.stats, ...(result.capture ? { capture: result.capture } : {}) }) + '\n')
     else if (result.capture && 'held' in result.capture) {
@@ -68,6 +99,8 @@ async function run(config: MirrorConfig, json: boolean, backfill = false): Promi
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
+    await serving?.api.close()
+    serving?.db.close()
   }
 }
 
@@ -80,6 +113,8 @@ export async function syncCommand(argv: string[]): Promise<number> {
     'connect-attempts': { type: 'string' },
     backfill: { type: 'boolean', default: false },
     capture: { type: 'string' },
+    serve: { type: 'string' },
+    ...SERVE_FLAGS,
   })
   const config = baseConfig(values)
   config.cursor = seqFlag('cursor', values.cursor as string | undefined)
@@ -89,7 +124,16 @@ export async function syncCommand(argv: string[]): Promise<number> {
       'empty database: sync mirrors what happens from now on. Run `malfestio-mirror backfill` (or `sync --backfill`) to fetch the records written before.\n',
     )
   }
-  return run(config, values.json as boolean, values.backfill as boolean)
+  const serve =
+    values.serve === undefined
+      ? undefined
+      : {
+          port: portFlag('serve', values.serve as string),
+          host: pick(values.host, 'MALFESTIO_HOST', '127.0.0.1'),
+          maxLagSeconds: values['max-lag'] === undefined ? undefined : seqFlag('max-lag', values['max-lag'] as string),
+        }
+  if (serve === undefined && (values.host !== undefined || values['max-lag'] !== undefined)) throw new UsageError('--host and --max-lag go with --serve PORT')
+  return run(config, values.json as boolean, values.backfill as boolean, serve)
 }
 
 function storedCursor(dbPath: string, service: string): number | undefined {

@@ -127,7 +127,7 @@ export type ResyncResult = { ok: true; rev: string; diff: SnapshotDiff } | { ok:
 export interface MirrorHooks {
   /** a named counter moved (same names as the `counters` table: `commits.verified`, `rejected.<reason>`, …) */
   onCount?(name: string, n: number): void
-  /** a batch was written: how long the transaction took and how many writes it held */
+  /** a batch was written: how long the transaction took and how many writes it held (`cursor()` is already the batch's) */
   onFlush?(ms: number, writes: number): void
 }
 
@@ -207,9 +207,11 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
       if (seq !== null) advanceCursor(db, service, seq)
       bumpCounters(db, deltas)
     })()
-    hooks.onFlush?.(performance.now() - t0, writes.length)
+    const ms = performance.now() - t0
     if (seq !== null && (durable === undefined || seq > durable)) durable = seq
     st.cursor = durable ?? null
+    // after the cursor moved, so observers see the cursor this batch made durable
+    hooks.onFlush?.(ms, writes.length)
   }
 
   function schedule(): void {
