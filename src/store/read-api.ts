@@ -5,16 +5,6 @@
  */
 import type { Db } from './db.ts'
 
-const stmts = new WeakMap<Db, Map<string, ReturnType<Db['prepare']>>>()
-/** Statements are prepared once per connection: these run on every request. */
-function cached(db: Db, sql: string): ReturnType<Db['prepare']> {
-  let m = stmts.get(db)
-  if (!m) stmts.set(db, (m = new Map()))
-  let s = m.get(sql)
-  if (!s) m.set(sql, (s = db.prepare(sql)))
-  return s
-}
-
 export interface RepoAvailability {
   did: string
   /** false: the account is not active (takendown, suspended, deactivated, deleted, …): its records are hidden */
@@ -32,12 +22,12 @@ export interface RepoAvailability {
 export function findRepo(db: Db, identifier: string): RepoAvailability | undefined {
   let did = identifier
   if (!identifier.startsWith('did:')) {
-    did = cached(db, 'SELECT did FROM identities WHERE handle = ? AND handle_verified = 1 ORDER BY resolved_at DESC LIMIT 1')
+    did = db.prepare('SELECT did FROM identities WHERE handle = ? AND handle_verified = 1 ORDER BY resolved_at DESC LIMIT 1')
       .pluck()
       .get(identifier.toLowerCase()) as string
     if (!did) return undefined
   }
-  const r = cached(db, 'SELECT did, active, status, state, rev, head_cid AS headCid FROM repos WHERE did = ?').get(did) as
+  const r = db.prepare('SELECT did, active, status, state, rev, head_cid AS headCid FROM repos WHERE did = ?').get(did) as
     | (Omit<RepoAvailability, 'active'> & { active: number })
     | undefined
   return r && { ...r, active: r.active === 1 }
@@ -60,7 +50,7 @@ const toRow = (r: Raw): ApiRecordRow => ({ ...r, valid: r.valid === 1 })
 
 /** The current record at did/collection/rkey (whatever the repo's account status), or undefined. */
 export function findRecord(db: Db, did: string, collection: string, rkey: string): ApiRecordRow | undefined {
-  const r = cached(db, `SELECT ${COLUMNS} FROM records WHERE uri = ?`).get(`at://${did}/${collection}/${rkey}`) as Raw | undefined
+  const r = db.prepare(`SELECT ${COLUMNS} FROM records WHERE uri = ?`).get(`at://${did}/${collection}/${rkey}`) as Raw | undefined
   return r && toRow(r)
 }
 
@@ -82,6 +72,6 @@ export function recordPage(db: Db, q: RecordPageQuery): ApiRecordRow[] {
   const sql = q.reverse
     ? `SELECT ${COLUMNS} FROM records WHERE did = @did AND collection = @collection AND (@cursor IS NULL OR rkey > @cursor) ORDER BY rkey ASC LIMIT @limit`
     : `SELECT ${COLUMNS} FROM records WHERE did = @did AND collection = @collection AND (@cursor IS NULL OR rkey < @cursor) ORDER BY rkey DESC LIMIT @limit`
-  const rows = cached(db, sql).all({ did: q.did, collection: q.collection, cursor: q.cursor ?? null, limit: q.limit }) as Raw[]
+  const rows = db.prepare(sql).all({ did: q.did, collection: q.collection, cursor: q.cursor ?? null, limit: q.limit }) as Raw[]
   return rows.map(toRow)
 }
