@@ -191,3 +191,25 @@ describe('identities that cannot sign: clear reasons, never a crash', () => {
     }
   })
 })
+
+describe('--trust-plc-directory from the environment', () => {
+  it('MALFESTIO_TRUST_PLC_DIRECTORY turns it on, a flag wins, a bad value is a usage error', async () => {
+    const { networkConfig, UsageError } = await import('../bin/args.ts')
+    const prev = process.env.MALFESTIO_TRUST_PLC_DIRECTORY
+    try {
+      delete process.env.MALFESTIO_TRUST_PLC_DIRECTORY
+      expect(networkConfig({}).trustPlcDirectory).toBe(false)
+      process.env.MALFESTIO_TRUST_PLC_DIRECTORY = 'true'
+      expect(networkConfig({}).trustPlcDirectory).toBe(true)
+      expect(networkConfig({ 'trust-plc-directory': false }).trustPlcDirectory).toBe(false)
+      process.env.MALFESTIO_TRUST_PLC_DIRECTORY = '0'
+      expect(networkConfig({}).trustPlcDirectory).toBe(false)
+      expect(networkConfig({ 'trust-plc-directory': true }).trustPlcDirectory).toBe(true)
+      process.env.MALFESTIO_TRUST_PLC_DIRECTORY = 'maybe'
+      expect(() => networkConfig({})).toThrow(UsageError)
+    } finally {
+      if (prev === undefined) delete process.env.MALFESTIO_TRUST_PLC_DIRECTORY
+      else process.env.MALFESTIO_TRUST_PLC_DIRECTORY = prev
+    }
+  })
+})
