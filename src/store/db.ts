@@ -102,14 +102,3 @@ function checkVersion(db: Db): void {
 }
 
 export const nowIso = (): string => new Date().toISOString()
-
-const statements = new WeakMap<Db, Map<string, Database.Statement>>()
-
-/** A prepared statement, prepared once per connection (preparing costs more than most reads). */
-export function cached(db: Db, sql: string): Database.Statement {
-  let m = statements.get(db)
-  if (!m) statements.set(db, (m = new Map()))
-  let st = m.get(sql)
-  if (!st) m.set(sql, (st = db.prepare(sql)))
-  return st
-}

@@ -3,7 +3,7 @@
  * prove them, the author's identity over time and account purges. Plain rows out; the proving is
  * `verify/proof.ts`'s job.
  */
-import { cached, type Db } from './db.ts'
+import type { Db } from './db.ts'
 
 export type VersionAction = 'create' | 'update' | 'delete' | 'resync' | 'purge'
 
@@ -43,13 +43,13 @@ const toVersion = (r: RawVersion): VersionRow => ({
 
 /** Every stored version of a record, oldest first (by rev; purge tombstones last). */
 export function listVersions(db: Db, uri: string): VersionRow[] {
-  const rows = cached(db, `SELECT ${VERSION_COLUMNS} FROM record_versions WHERE uri = ? ORDER BY rev IS NULL, rev, id`).all(uri) as RawVersion[]
+  const rows = db.prepare(`SELECT ${VERSION_COLUMNS} FROM record_versions WHERE uri = ? ORDER BY rev IS NULL, rev, id`).all(uri) as RawVersion[]
   return rows.map(toVersion)
 }
 
 /** A page of versions in id order (offline re-verification walks the whole table this way). */
 export function versionsPage(db: Db, afterId: number, limit: number): VersionRow[] {
-  const rows = cached(db, `SELECT ${VERSION_COLUMNS} FROM record_versions WHERE id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as RawVersion[]
+  const rows = db.prepare(`SELECT ${VERSION_COLUMNS} FROM record_versions WHERE id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as RawVersion[]
   return rows.map(toVersion)
 }
 
@@ -76,13 +76,13 @@ const toRecord = (r: RawRecord): CurrentRecordRow => ({ ...r, valid: r.valid ===
 
 /** The current record at `uri` (whatever the repo's account status), or undefined. */
 export function getCurrentRecord(db: Db, uri: string): CurrentRecordRow | undefined {
-  const r = cached(db, `SELECT ${RECORD_COLUMNS} FROM records WHERE uri = ?`).get(uri) as RawRecord | undefined
+  const r = db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE uri = ?`).get(uri) as RawRecord | undefined
   return r && toRecord(r)
 }
 
 /** A page of current records in URI order. */
 export function recordsPage(db: Db, afterUri: string, limit: number): CurrentRecordRow[] {
-  return (cached(db, `SELECT ${RECORD_COLUMNS} FROM records WHERE uri > ? ORDER BY uri LIMIT ?`).all(afterUri, limit) as RawRecord[]).map(toRecord)
+  return (db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE uri > ? ORDER BY uri LIMIT ?`).all(afterUri, limit) as RawRecord[]).map(toRecord)
 }
 
 export const CARD_COLLECTION = 'org.stormlightlabs.malfestio.card'
@@ -115,7 +115,7 @@ export interface CommitRow {
 const COMMIT_COLUMNS = `did, rev, cid, data_cid AS dataCid, since, seq, time, signing_key AS signingKey, sig, source`
 
 export function getCommitByCid(db: Db, did: string, cid: string): CommitRow | undefined {
-  return cached(db, `SELECT ${COMMIT_COLUMNS} FROM commits WHERE did = ? AND cid = ?`).get(did, cid) as CommitRow | undefined
+  return db.prepare(`SELECT ${COMMIT_COLUMNS} FROM commits WHERE did = ? AND cid = ?`).get(did, cid) as CommitRow | undefined
 }
 
 /** A page of commits in (did, rev) order. */
@@ -129,13 +129,13 @@ const asBytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset
 
 /** One stored block of a repo. */
 export function getBlock(db: Db, did: string, cid: string): Uint8Array | undefined {
-  const b = cached(db, 'SELECT bytes FROM blocks WHERE did = ? AND cid = ?').pluck().get(did, cid) as Buffer | undefined
+  const b = db.prepare('SELECT bytes FROM blocks WHERE did = ? AND cid = ?').pluck().get(did, cid) as Buffer | undefined
   return b && asBytes(b)
 }
 
 /** The stored blocks among `cids` (missing ones are simply absent from the map). */
 export function getBlocks(db: Db, did: string, cids: Iterable<string>): Map<string, Uint8Array> {
-  const stmt = cached(db, 'SELECT bytes FROM blocks WHERE did = ? AND cid = ?').pluck()
+  const stmt = db.prepare('SELECT bytes FROM blocks WHERE did = ? AND cid = ?').pluck()
   const out = new Map<string, Uint8Array>()
   for (const cid of cids) {
     const b = stmt.get(did, cid) as Buffer | undefined
@@ -176,7 +176,7 @@ export function listIdentityHistory(db: Db, did: string): IdentityHistoryRow[] {
 
 /** The DID a handle resolved to (as last seen by the mirror), for URIs written with a handle. */
 export function didForHandle(db: Db, handle: string): string | undefined {
-  return cached(db, 'SELECT did FROM identities WHERE handle = ? ORDER BY handle_verified DESC LIMIT 1').pluck().get(handle.toLowerCase()) as
+  return db.prepare('SELECT did FROM identities WHERE handle = ? ORDER BY handle_verified DESC LIMIT 1').pluck().get(handle.toLowerCase()) as
     | string
     | undefined
 }

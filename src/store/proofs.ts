@@ -7,13 +7,13 @@
  */
 import { BlockMap, blocksToCarFile, def, MST, ReadableBlockstore } from '@atproto/repo'
 import { parseCid, type Cid } from '@atproto/lex-data'
-import { cached, type Db } from './db.ts'
+import type { Db } from './db.ts'
 
 export type BlockCheck = (cid: string, bytes: Uint8Array) => void
 
 /** Read-only blockstore over one repo's rows of `blocks` (blocks are keyed by DID and CID). */
 export class SqliteBlockstore extends ReadableBlockstore {
-  private readonly stmt
+  private readonly db: Db
   private readonly check?: BlockCheck
   /** what `check` threw last (so callers can tell it from @atproto/repo's own errors) */
   checkError: unknown
@@ -23,11 +23,12 @@ export class SqliteBlockstore extends ReadableBlockstore {
     super()
     this.did = did
     this.check = check
-    this.stmt = cached(db, 'SELECT bytes FROM blocks WHERE did = ? AND cid = ?').pluck()
+    this.db = db
   }
   /** Synchronous lookup by CID string. */
   get(cid: string): Uint8Array | undefined {
-    const b = this.stmt.get(this.did, cid) as Buffer | undefined
+    // prepare() hands out the connection's cached statement (result modes reset): pluck on every use
+    const b = this.db.prepare('SELECT bytes FROM blocks WHERE did = ? AND cid = ?').pluck().get(this.did, cid) as Buffer | undefined
     if (!b) return undefined
     const bytes = new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
     try {
@@ -106,7 +107,7 @@ export async function buildRecordProofCar(
   let rev: string
   let at: RecordProofCar['at']
   if (opts.rev === undefined) {
-    const repo = cached(db, 'SELECT head_cid AS headCid, rev FROM repos WHERE did = ?').get(did) as
+    const repo = db.prepare('SELECT head_cid AS headCid, rev FROM repos WHERE did = ?').get(did) as
       | { headCid: string | null; rev: string | null }
       | undefined
     if (!repo?.headCid || !repo.rev) throw new ProofUnavailableError('not-found', `the mirror holds no head for the repo ${did}`)
@@ -114,7 +115,7 @@ export async function buildRecordProofCar(
     rev = repo.rev
     at = 'head'
   } else {
-    const v = cached(db, 'SELECT commit_cid AS commitCid, rev FROM record_versions WHERE uri = ? AND rev = ?').get(uri, opts.rev) as
+    const v = db.prepare('SELECT commit_cid AS commitCid, rev FROM record_versions WHERE uri = ? AND rev = ?').get(uri, opts.rev) as
       | { commitCid: string; rev: string }
       | undefined
     if (!v) throw new ProofUnavailableError('no-such-version', `the mirror holds no version of ${uri} at rev ${opts.rev}`)
@@ -122,11 +123,11 @@ export async function buildRecordProofCar(
     rev = v.rev
     at = 'version'
   }
-  const commit = cached(db, 'SELECT signing_key AS signingKey FROM commits WHERE did = ? AND cid = ?').get(did, commitCid) as
+  const commit = db.prepare('SELECT signing_key AS signingKey FROM commits WHERE did = ? AND cid = ?').get(did, commitCid) as
     | { signingKey: string }
     | undefined
   if (!commit) throw new ProofUnavailableError('blocks-missing', `commit ${commitCid} of ${did} is not stored`)
-  const purged = cached(db, 'SELECT 1 AS one FROM repo_purges WHERE did = ?').get(did)
+  const purged = db.prepare('SELECT 1 AS one FROM repo_purges WHERE did = ?').get(did)
   const store = new SqliteBlockstore(db, did, opts.checkBlock)
   let car: Uint8Array
   let found: Cid | null
