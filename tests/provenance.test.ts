@@ -148,7 +148,19 @@ describe('audit', () => {
     const rotatedAt = r.versions[0]!.keyRotatedOut!.fromSeq!
     expect(rotatedAt).toBeGreaterThan(r.versions[1]!.seq!)
     expect(rotatedAt).toBeLessThan(r.versions[2]!.seq!)
-    expect(r.versions.every((v) => v.keyOrigin === null)).toBe(true)
+    // each key's origin is the PLC operation that introduced it, from the DID's own (verified) log
+    const log = (await (await fetch(`${net.plcUrl}/${A}/log/audit`)).json()) as {
+      cid: string
+      createdAt: string
+      operation: { verificationMethods?: { atproto?: string } }
+    }[]
+    const opOf = (key: string) => log.find((e) => e.operation.verificationMethods?.atproto === key)!
+    const [genesis, rotation] = [opOf(oldKey), opOf(newKey)]
+    expect(genesis.cid).toBe(log[0]!.cid)
+    expect(r.versions.map((v) => v.keyOrigin?.opCid)).toEqual([genesis.cid, genesis.cid, rotation.cid, rotation.cid])
+    expect(r.versions[0]!.keyOrigin).toMatchObject({ createdAt: genesis.createdAt, endedBy: { cid: rotation.cid }, inLog: true })
+    expect(r.versions[0]!.keyRotatedOut!.plcOp).toMatchObject({ cid: rotation.cid, createdAt: rotation.createdAt })
+    expect(r.versions[3]!.keyOrigin).toMatchObject({ endedBy: null, inLog: true })
 
     // cards: the five listed, the bogus listed one, the foreign claimant
     const byUri = new Map(r.deck!.cards.map((c) => [c.uri, c]))
@@ -188,6 +200,7 @@ describe('audit', () => {
     expect(human.code).toBe(0)
     expect(human.stdout).toContain(`deck ${deck.uri}  "v4"`)
     expect(human.stdout).toContain('ROTATED OUT')
+    expect(human.stdout).toContain('key valid from PLC op')
     expect(human.stdout).toMatch(/card-foreign-author +at:\/\//)
     expect(human.stdout).toContain('versions (4)')
 

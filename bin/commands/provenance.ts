@@ -19,8 +19,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
   const uri = oneUri(positionals, 'audit')
   const db = openDb(dbPath(values.db), { mustExist: true })
   try {
-    // SEAM(identity): pass `keyOrigin` from src/store/identities.ts here once the PLC-log check lands
-    const report = await auditRecord(db, uri, {})
+    const report = await auditRecord(db, uri)
     out(values.json ? JSON.stringify(report) : formatAudit(report))
   } finally {
     db.close()
@@ -112,9 +111,16 @@ function versionLines(versions: VersionAudit[], indent: string): string[] {
       v.cid ? `cid ${short(v.cid, 20)}` : '',
       v.commitCid ? `commit ${short(v.commitCid, 20)}` : '',
     ].filter(Boolean)
-    const key = v.signingKey
-      ? `${indent}      key ${v.signingKey}${v.keyRotatedOut ? ` — ROTATED OUT${v.keyRotatedOut.fromSeq !== null ? ` at seq ${v.keyRotatedOut.fromSeq}` : ''}` : ''}${v.keyOrigin ? ` (PLC op ${short(v.keyOrigin.opCid, 20)}, ${v.keyOrigin.createdAt})` : ''}`
-      : `${indent}      unsigned`
+    const lines: string[] = []
+    if (!v.signingKey) lines.push(`${indent}      unsigned`)
+    else {
+      const r = v.keyRotatedOut
+      const rotated = r ? ` — ROTATED OUT${r.fromSeq !== null ? ` at seq ${r.fromSeq}` : ''}${r.plcOp ? ` by PLC op ${short(r.plcOp.cid, 20)}` : ''}` : ''
+      lines.push(`${indent}      key ${v.signingKey}${rotated}`)
+      const o = v.keyOrigin
+      if (o) lines.push(`${indent}      key valid from PLC op ${o.opCid} (${o.createdAt})${o.inLog === false ? ' — NO LONGER IN THE VERIFIED LOG' : ''}`)
+    }
+    const key = lines.join('\n')
     return `${parts.join('  ')}\n${key}\n${indent}      as ${handle(v.handle, v.handleVerified)}  proof: ${proofWord(v.proof)}`
   })
 }

@@ -27,14 +27,14 @@ import {
   type VersionAction,
   type VersionRow,
 } from '../store/history.ts'
-import { getIdentity } from '../store/identities.ts'
+import { commitKeyOrigin, getIdentity, keyOrigin } from '../store/identities.ts'
 import { buildRecordProofCar, ProofUnavailableError, type RecordProofCar } from '../store/proofs.ts'
 import { getRepo } from '../store/repos.ts'
 
 export const DECK_COLLECTION = 'org.stormlightlabs.malfestio.deck'
 const MALFESTIO_PREFIX = 'org.stormlightlabs.malfestio.'
 
-/** The PLC operation that made a signing key valid (from the identity module's PLC-log check). */
+/** The PLC operation that made a signing key valid (from the DID's verified PLC log). */
 export interface KeyOrigin {
   opCid: string
   createdAt: string
@@ -44,11 +44,18 @@ export interface KeyOrigin {
   inLog?: boolean
 }
 
-/**
- * Looks up the PLC operation behind the key a version's commit was verified with; null when unknown.
- * SEAM(identity): the identity module's `commitKeyOrigin(db, did, rev)` / `keyOrigin(db, did, key)`.
- */
+/** Looks up the PLC operation behind the key a version's commit was verified with; null when unknown. */
 export type KeyOriginLookup = (db: Db, v: { did: string; rev: string; signingKey: string }) => KeyOrigin | null
+
+/**
+ * The key origin recorded with the version's commit when it was verified against the DID's PLC log,
+ * else the newest epoch of that key in the stored key history (null for did:web, or a mirror run
+ * with --trust-plc-directory).
+ */
+export const storedKeyOrigin: KeyOriginLookup = (db, v) => {
+  const o = commitKeyOrigin(db, v.did, v.rev) ?? keyOrigin(db, v.did, v.signingKey)
+  return o && { opCid: o.opCid, createdAt: o.createdAt, endedBy: o.endedBy, inLog: o.inLog }
+}
 
 /** Whether a stored proof holds now. */
 export type ProofStatus =
@@ -72,9 +79,12 @@ export interface VersionAudit {
   /** the author's handle as resolved when the version was accepted */
   handle: string | null
   handleVerified: boolean | null
-  /** the signing key was later replaced in the DID document (when the mirror saw it: seq / time) */
-  keyRotatedOut: { fromSeq: number | null; at: string | null } | null
-  /** the PLC operation that made the signing key valid; null until known */
+  /**
+   * the signing key was later replaced: the seq / time of the identity change after which the mirror
+   * saw another key, and the PLC operation that replaced it (when the DID's log is verified)
+   */
+  keyRotatedOut: { fromSeq: number | null; at: string | null; plcOp: { cid: string; createdAt: string } | null } | null
+  /** the PLC operation that made the signing key valid (null when no verified PLC log is stored) */
   keyOrigin: KeyOrigin | null
   proof: ProofStatus
 }
@@ -187,7 +197,7 @@ export class UnknownRecordError extends Error {
 }
 
 export interface AuditOptions {
-  /** PLC key origins (the identity module's `keyOrigin`); without it every `keyOrigin` is null */
+  /** where each version's key came from; `storedKeyOrigin` (the stored PLC key history) by default */
   keyOrigin?: KeyOriginLookup
 }
 
@@ -233,13 +243,17 @@ function makeContext(db: Db, opts: AuditOptions) {
 
 type Ctx = ReturnType<typeof makeContext>
 
-/** When the key stopped being the DID's key: the first identity change after it that names another. */
-function rotatedOut(f: RepoFacts, key: string | null): VersionAudit['keyRotatedOut'] {
+/**
+ * Whether the key was replaced after the version: the PLC operation that ended its epoch (from the
+ * verified log), and the seq of the identity change after which the mirror saw another key.
+ */
+function rotatedOut(f: RepoFacts, key: string | null, origin: KeyOrigin | null): VersionAudit['keyRotatedOut'] {
   const now = f.identity?.signingKey ?? null
-  if (!key || !now || key === now) return null
+  const plcOp = origin?.endedBy ?? null
+  if (!key || ((!now || key === now) && !plcOp)) return null
   const last = f.history.findLastIndex((h) => h.signingKey === key)
   const next = f.history.slice(last + 1).find((h) => h.signingKey && h.signingKey !== key)
-  return { fromSeq: next?.fromSeq ?? null, at: next?.at ?? null }
+  return { fromSeq: next?.fromSeq ?? null, at: next?.at ?? null, plcOp }
 }
 
 const failed = (err: unknown): ProofStatus => {
@@ -295,7 +309,9 @@ async function recordAudit(ctx: Ctx, uri: string): Promise<RecordAudit> {
   const f = ctx.facts(did)
   const rows = listVersions(db, uri)
   const versions: VersionAudit[] = []
+  const lookup = ctx.opts.keyOrigin ?? storedKeyOrigin
   for (const v of rows) {
+    const origin = v.signingKey && v.rev ? lookup(db, { did, rev: v.rev, signingKey: v.signingKey }) : null
     versions.push({
       id: v.id,
       action: v.action,
@@ -308,8 +324,8 @@ async function recordAudit(ctx: Ctx, uri: string): Promise<RecordAudit> {
       signingKey: v.signingKey,
       handle: v.handle,
       handleVerified: v.handleVerified,
-      keyRotatedOut: rotatedOut(f, v.signingKey),
-      keyOrigin: v.signingKey && v.rev && ctx.opts.keyOrigin ? ctx.opts.keyOrigin(db, { did, rev: v.rev, signingKey: v.signingKey }) : null,
+      keyRotatedOut: rotatedOut(f, v.signingKey, origin),
+      keyOrigin: origin,
       proof: await reverifyVersion(db, v, f.purges, ctx.signatures),
     })
   }
@@ -375,11 +391,15 @@ function recordFlags(r: RecordAudit, flags: Flag[], seenRepos: Set<string>): voi
       flags.push({ code: 'proof-failed', uri: r.uri, message: `version ${v.action} at rev ${v.rev} does not re-verify: ${v.proof.message}` })
     }
     if (v.keyRotatedOut) {
-      const when = v.keyRotatedOut.fromSeq !== null ? ` at seq ${v.keyRotatedOut.fromSeq}` : v.keyRotatedOut.at ? ` (seen ${v.keyRotatedOut.at})` : ''
+      const k = v.keyRotatedOut
+      const when = [
+        k.fromSeq !== null ? `at seq ${k.fromSeq}` : k.at ? `seen ${k.at}` : '',
+        k.plcOp ? `by PLC operation ${k.plcOp.cid} of ${k.plcOp.createdAt}` : '',
+      ].filter(Boolean).join(', ')
       flags.push({
         code: 'key-rotated-out',
         uri: r.uri,
-        message: `version ${v.action} at rev ${v.rev} was signed by ${v.signingKey}, rotated out of the DID document${when}; the DID's key is now ${r.author.signingKeyNow}`,
+        message: `version ${v.action} at rev ${v.rev} was signed by ${v.signingKey}, rotated out of the DID document${when ? ` ${when}` : ''}; the DID's key is now ${r.author.signingKeyNow}`,
       })
     }
   }
