@@ -33,7 +33,8 @@ import {
   type WriteResult,
 } from './helpers/devnet.ts'
 import { startLiveMirror } from './helpers/live.ts'
-import { tempDir } from './helpers/mirror.ts'
+import { mirrorConfig, tempDir } from './helpers/mirror.ts'
+import { runMirror } from '../src/mirror/run.ts'
 
 const exec = promisify(execFile)
 const CLI = new URL('../bin/malfestio-mirror.js', import.meta.url).pathname
@@ -255,6 +256,30 @@ describe('audit', () => {
       expect(() => parseRecordUri(u), u).toThrow(AtUriError)
     }
     expect(parseRecordUri(`at://Prov0.Test/${N.deck}/abc`)).toEqual({ authority: 'prov0.test', authorityIsDid: false, collection: N.deck, rkey: 'abc' })
+  })
+})
+
+describe('history from a replay', () => {
+  it('replaying the stream from 0 into an empty mirror, after the rotation, keeps the same versions', async () => {
+    const replayPath = `${tmp.dir}/replay.db`
+    await runMirror(mirrorConfig(net, replayPath, { cursor: 0, idleMs: 1500 }))
+    const [live, replay] = [openDb(dbPath), openDb(replayPath)]
+    try {
+      const facts = (r: AuditReport) =>
+        [r, ...(r.deck?.cards ?? [])].map((x) => [x.uri, x.versions.map((v) => [v.action, v.cid, v.rev, v.commitCid, v.seq, v.signingKey, v.keyOrigin?.opCid, v.proof.status])])
+      const [a, b] = [await auditRecord(live, deck.uri), await auditRecord(replay, deck.uri)]
+      expect(facts(b)).toEqual(facts(a))
+      expect(b.versions.map((v) => v.signingKey)).toEqual([oldKey, oldKey, newKey, newKey])
+      // B was deactivated before the replay: its card's commit is proven and kept, its current state is not held
+      const card = (r: AuditReport) => r.deck!.cards.find((c) => c.uri === foreign.uri)!
+      expect([card(a).status, card(b).status]).toEqual(['current', 'history-only'])
+      expect(card(b)).toMatchObject({ claimsDeck: true, listed: false, lastValue: { front: 'intruder' } })
+      expect(flagsOf(b, 'card-foreign-author')).toEqual([foreign.uri])
+      expect(flagsOf(b, 'repo-inactive')).toEqual([foreign.uri])
+    } finally {
+      live.close()
+      replay.close()
+    }
   })
 })
 

@@ -14,6 +14,7 @@ import type { Db } from '../store/db.ts'
 import {
   CARD_COLLECTION,
   cardsClaimingDeck,
+  cardUrisWithDeckRef,
   didForHandle,
   getBlock,
   getBlocks,
@@ -110,7 +111,12 @@ export interface RepoAudit {
   purged: PurgeRow | null
 }
 
-export type RecordStatus = 'current' | 'deleted' | 'purged' | 'missing' | 'not-mirrored'
+/**
+ * current: the mirror holds it now; deleted / purged: its last version is a tombstone; history-only:
+ * proven versions are stored but not the current state (its repo could not be brought up to date —
+ * desynchronized or inactive); missing: never seen; not-mirrored: outside the Malfestio collections.
+ */
+export type RecordStatus = 'current' | 'deleted' | 'purged' | 'history-only' | 'missing' | 'not-mirrored'
 
 export interface RecordAudit {
   uri: string
@@ -154,6 +160,7 @@ export interface ReferenceAudit {
 
 export const FLAG_CODES = [
   'record-deleted', // the audited record is deleted (its tombstone is the last version)
+  'record-history-only', // the audited record's versions are proven, its current state is not held
   'account-purged', // the author's account was deleted and its records purged
   'record-invalid', // the current record breaks its lexicon
   'proof-failed', // a version or the current record does not re-verify from the stored blocks
@@ -346,7 +353,8 @@ async function recordAudit(ctx: Ctx, uri: string): Promise<RecordAudit> {
   if (rec) status = 'current'
   else if (!last) status = collection.startsWith(MALFESTIO_PREFIX) ? 'missing' : 'not-mirrored'
   else if (last.action === 'purge' || f.purges.some((p) => last.id <= p.lastVersionId)) status = 'purged'
-  else status = 'deleted'
+  else if (last.action === 'delete') status = 'deleted'
+  else status = 'history-only'
   let lastValue: unknown = null
   if (!rec) {
     const withValue = rows.findLast((v) => v.cid)
@@ -430,6 +438,9 @@ export async function auditRecord(db: Db, uri: string, opts: AuditOptions = {}):
   const flags: Flag[] = []
   const seenRepos = new Set<string>()
   if (main.status === 'deleted') flags.push({ code: 'record-deleted', uri: canon, message: `deleted at rev ${main.versions.at(-1)?.rev}` })
+  if (main.status === 'history-only') {
+    flags.push({ code: 'record-history-only', uri: canon, message: 'its versions are proven but the mirror does not hold its current state (see the repo flags)' })
+  }
   if (main.status === 'purged') {
     const p = main.repo?.purged
     flags.push({ code: 'account-purged', uri: canon, message: `the account was deleted${p?.seq != null ? ` at seq ${p.seq}` : ''}; its records and blocks were purged` })
@@ -444,7 +455,8 @@ export async function auditRecord(db: Db, uri: string, opts: AuditOptions = {}):
     const cardRefs = Array.isArray(value?.cardRefs) ? (value.cardRefs as unknown[]).filter((x): x is string => typeof x === 'string') : []
     const sourceRefs = Array.isArray(value?.sourceRefs) ? (value.sourceRefs as unknown[]).filter((x): x is string => typeof x === 'string') : []
     for (const f of ['cardRefs', 'sourceRefs']) handled.add(f)
-    const claimants = cardsClaimingDeck(db, canon).map((r) => r.uri)
+    // current cards claiming it, and cards known from history whose last known value claims it
+    const claimants = [...new Set([...cardsClaimingDeck(db, canon).map((r) => r.uri), ...cardUrisWithDeckRef(db, canon)])]
     const cards: CardAudit[] = []
     for (const cardUri of [...new Set([...cardRefs, ...claimants])]) {
       let card: RecordAudit
@@ -458,6 +470,7 @@ export async function auditRecord(db: Db, uri: string, opts: AuditOptions = {}):
       const cv = valueOf(card)
       const deckRef = typeof cv?.deckRef === 'string' ? cv.deckRef : null
       const ca: CardAudit = { ...card, listed: cardRefs.includes(cardUri), claimsDeck: deckRef === canon, deckRef }
+      if (!ca.listed && !ca.claimsDeck) continue // once claimed the deck, names another now
       cards.push(ca)
       if (ca.listed && (card.status === 'missing' || card.status === 'not-mirrored')) {
         flags.push({ code: 'card-missing', uri: cardUri, message: 'listed in cardRefs but the mirror has never seen this card' })

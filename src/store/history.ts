@@ -99,6 +99,11 @@ export function cardsClaimingDeck(db: Db, deckUri: string): CurrentRecordRow[] {
   return rows.map(toRecord)
 }
 
+/** Cards (by URI) with a stored version whose `deckRef` named `deckUri` — current, deleted or not applied. */
+export function cardUrisWithDeckRef(db: Db, deckUri: string): string[] {
+  return db.prepare('SELECT DISTINCT uri FROM record_versions WHERE deck_ref = ? ORDER BY uri').pluck().all(deckUri) as string[]
+}
+
 export interface CommitRow {
   did: string
   rev: string

@@ -5,6 +5,7 @@
 import type { VerifiedCommit } from '../verify/commit.ts'
 import type { VerifiedSync } from '../verify/sync.ts'
 import { nowIso, type Db } from './db.ts'
+import { CARD_COLLECTION } from './history.ts'
 import { setRepoHead } from './repos.ts'
 
 /** A record body decoded and checked against its lexicon (invalid ones are kept, flagged). */
@@ -69,6 +70,17 @@ function putRecord(db: Db, did: string, op: AcceptedOp, rev: string, seq: number
   })
 }
 
+/** The deck a card version claims (kept with the version: decks find cards known only from history). */
+function deckRefOf(value: RecordValue | undefined): string | null {
+  if (!value) return null
+  try {
+    const ref = (JSON.parse(value.json) as { deckRef?: unknown }).deckRef
+    return typeof ref === 'string' ? ref : null
+  } catch {
+    return null
+  }
+}
+
 function putVersion(
   db: Db,
   did: string,
@@ -99,10 +111,11 @@ function putVersion(
     proof: JSON.stringify(proof),
     handle: id?.handle ?? null,
     verified: id ? id.verified : null,
+    deckRef: op.collection === CARD_COLLECTION ? deckRefOf(op.value) : null,
   }
   const insert = `INSERT INTO record_versions
-       (uri, did, collection, rkey, action, cid, prev_cid, rev, commit_cid, seq, time, signing_key, proof_cids, handle, handle_verified)
-     VALUES (@uri, @did, @collection, @rkey, @action, @cid, @prev, @rev, @commit, @seq, @time, @key, @proof, @handle, @verified)`
+       (uri, did, collection, rkey, action, cid, prev_cid, rev, commit_cid, seq, time, signing_key, proof_cids, handle, handle_verified, deck_ref)
+     VALUES (@uri, @did, @collection, @rkey, @action, @cid, @prev, @rev, @commit, @seq, @time, @key, @proof, @handle, @verified, @deckRef)`
   if (source === 'resync') {
     db.prepare(`${insert} ON CONFLICT (uri, rev) DO NOTHING`).run(row)
     return

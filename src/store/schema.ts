@@ -196,4 +196,11 @@ export const MIGRATIONS: string[] = [
     updated_at TEXT NOT NULL
   );
   `,
+  /* 5: provenance — the deck a card version claims, so decks find cards known only from history */ `
+  ALTER TABLE record_versions ADD COLUMN deck_ref TEXT;
+  UPDATE record_versions SET deck_ref = (
+    SELECT json_extract(r.value_json, '$.deckRef') FROM records r WHERE r.uri = record_versions.uri AND r.cid = record_versions.cid
+  ) WHERE collection = 'org.stormlightlabs.malfestio.card';
+  CREATE INDEX record_versions_by_deck_ref ON record_versions (deck_ref) WHERE deck_ref IS NOT NULL;
+  `,
 ]
