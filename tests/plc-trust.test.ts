@@ -111,7 +111,8 @@ describe('a PLC directory that lies about an account’s key', () => {
       await relay.close()
       proxy.reset(victim.did)
     }
-  })
+    // four mirror runs and five CLI processes: on a loaded 2-core machine this takes most of a minute
+  }, 180_000)
 
   it('a doctored operation log is refused (plc-log-invalid) and none of the account’s commits go in', async () => {
     const [, other] = accounts as [TestAccount, TestAccount]
