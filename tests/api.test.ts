@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseCid } from '@atproto/lex-data'
 import { verifyProofs, verifyRecords } from '@atproto/repo'
 import { startApiServer, type RunningApi } from '../src/api/server.ts'
+import { availableRepo, XrpcError } from '../src/api/xrpc.ts'
 import { deckView } from '../src/mirror/deck-view.ts'
 import { createStoreMetrics } from '../src/mirror/metrics.ts'
 import { runMirror } from '../src/mirror/run.ts'
@@ -314,5 +315,52 @@ describe('health, metrics and the rest', () => {
     const post = await fetch(new URL('/xrpc/com.atproto.repo.getRecord', api.url), { method: 'POST' })
     expect(post.status).toBe(405)
     expect((await post.json()).error).toBe('InvalidRequest')
+  })
+})
+
+describe('account statuses, lag threshold, HEAD', () => {
+  it('maps every inactive status to the error atproto services give, naming unknown ones', () => {
+    const repo = (status: string | null) => ({ did: 'did:plc:x', active: false, status, state: 'synchronized', rev: null, headCid: null })
+    const answer = (r: Parameters<typeof availableRepo>[0]) => {
+      try {
+        availableRepo(r, 'did:plc:x')
+        return undefined
+      } catch (err) {
+        expect(err).toBeInstanceOf(XrpcError)
+        return { status: (err as XrpcError).status, error: (err as XrpcError).error, message: (err as XrpcError).message }
+      }
+    }
+    expect(answer(undefined)).toMatchObject({ status: 400, error: 'RepoNotFound' })
+    expect(answer(repo('takendown'))).toMatchObject({ status: 400, error: 'RepoTakendown' })
+    expect(answer(repo('suspended'))).toMatchObject({ status: 400, error: 'RepoSuspended' })
+    expect(answer(repo('deactivated'))).toMatchObject({ status: 400, error: 'RepoDeactivated' })
+    expect(answer(repo('deleted'))).toMatchObject({ status: 400, error: 'RepoNotFound' })
+    expect(answer(repo('hibernating'))).toMatchObject({ status: 400, error: 'RepoDeactivated', message: expect.stringContaining('hibernating') })
+    expect(answer({ ...repo(null), active: true })).toBeUndefined()
+  })
+
+  it('/health answers 503 once the cursor is older than --max-lag', async () => {
+    for (const [maxLagSeconds, status] of [[0, 503], [86_400, 200]] as const) {
+      const strict = await startApiServer({ db, port: 0, maxLagSeconds })
+      try {
+        const res = await get(strict.url, '/health')
+        expect(res.status).toBe(status)
+        expect(res.body.ok).toBe(status === 200)
+        if (status === 503) expect(res.body.reason).toMatch(/^lag \d+ s exceeds 0 s$/)
+      } finally {
+        await strict.close()
+      }
+    }
+  })
+
+  it('HEAD answers the headers of GET without a body', async () => {
+    const a = accounts[0]!
+    const url = new URL('/xrpc/com.atproto.repo.listRecords', api.url)
+    url.searchParams.set('repo', a.did)
+    url.searchParams.set('collection', N.deck)
+    const head = await fetch(url, { method: 'HEAD' })
+    expect(head.status).toBe(200)
+    expect(Number(head.headers.get('content-length'))).toBeGreaterThan(100)
+    expect(await head.text()).toBe('')
   })
 })
