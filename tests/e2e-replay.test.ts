@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runMirror } from '../src/mirror/run.ts'
 import { openDb } from '../src/store/db.ts'
 import { readStatus } from '../src/store/status.ts'
-import { createAccounts, seedMalfestio, startDevnet, writeRecord, MALFESTIO_NSIDS, sampleMalfestio, type Devnet, type SeedSummary } from './helpers/devnet.ts'
-import { mirrorConfig, mirrorSnapshot, pdsSnapshot, tempDir } from './helpers/mirror.ts'
+import { activate, createAccounts, currentSeq, deactivate, seedMalfestio, startDevnet, writeRecord, MALFESTIO_NSIDS, sampleMalfestio, type Devnet, type SeedSummary } from './helpers/devnet.ts'
+import { dbContent, mirrorConfig, mirrorSnapshot, pdsSnapshot, tempDir } from './helpers/mirror.ts'
 
 let net: Devnet
 let tmp: ReturnType<typeof tempDir>
@@ -65,5 +65,30 @@ describe('replay --from 0 against a dev-env PDS', () => {
     expect(readStatus(db1).versions).toBe(versions0 + 1)
     db1.close()
     expect(after).toEqual(await pdsSnapshot(net, dids))
+  })
+
+  it('replaying a range twice leaves the database unchanged, even after an account went inactive', async () => {
+    const dbPath = `${tmp.dir}/twice.db`
+    const first = await runMirror(mirrorConfig(net, dbPath, { cursor: 0, idleMs: 1000 }))
+    const end = first.stats.lastSeq!
+    // the account goes inactive after the range: its old commits are history, not refused commits
+    await deactivate(net, dids[2]!)
+    await runMirror(mirrorConfig(net, dbPath, { idleMs: 1000 }))
+    const settled = dbContent(dbPath)
+    expect(settled.repos.find((r: any) => r.did === dids[2])).toMatchObject({ active: 0, status: 'deactivated' })
+    const db = openDb(dbPath)
+    const history = () => db.prepare('SELECT COUNT(*) AS n FROM identity_history').get()
+    const historyBefore = history()
+    db.close()
+
+    const again = await runMirror(mirrorConfig(net, dbPath, { cursor: 0, stopAtSeq: end, idleMs: 1000 }))
+    expect(again.stats.received).toBeGreaterThan(0)
+    expect(again.stats.rejected).toBe(0)
+    expect(dbContent(dbPath)).toEqual(settled)
+    const db2 = openDb(dbPath)
+    expect(db2.prepare('SELECT COUNT(*) AS n FROM identity_history').get()).toEqual(historyBefore)
+    db2.close()
+    await activate(net, dids[2]!)
+    expect(await currentSeq(net)).toBeGreaterThan(end)
   })
 })

@@ -521,6 +521,13 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
       unknownRepo = true
     }
     if (!m.active) {
+      // a commit the mirror already holds (a replay of the range) was fine when it was made: the
+      // account going inactive later makes it no more refused than any other stale event
+      if (m.head && evt.rev <= m.head.rev) {
+        st.stale++
+        count('commits.stale')
+        return
+      }
       reject({ seq: evt.seq, did, rev: evt.rev }, 'repo-inactive', `account is ${m.status ?? 'inactive'}: commit not applied`)
       return
     }
