@@ -90,6 +90,7 @@ describe('identity outages', () => {
       expect(during.rejections).toEqual([])
       expect(during.cursor).toBeLessThan(firstInScope.get(flaky)!) // never past the waiting event
       expect(progress.some((p) => p.stats.identityWaiting === 1)).toBe(true)
+      expect(during.status.queues.depths['repos-waiting-for-identity']).toEqual({ value: 1, max: null }) // what `status` shows
     } finally {
       await plc.setFault('pass')
     }

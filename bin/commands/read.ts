@@ -45,6 +45,13 @@ export function formatStatus(r: StatusReport): string {
   lines.push(
     `seen         commits verified ${c['commits.verified'] ?? 0}, stale ${c['commits.stale'] ?? 0}, duplicates ${c['frames.duplicate'] ?? 0}, out of scope ${pass}, resyncs ok ${c['resync.ok'] ?? 0} / failed ${c['resync.failed'] ?? 0}`,
   )
+  const bad = Object.entries(c).filter(([k]) => k.startsWith('frames.undecodable.'))
+  if (bad.length) lines.push(`undecodable  ${bad.map(([k, v]) => `${k.slice('frames.undecodable.'.length)}=${v}`).join('  ')} (each dropped the connection)`)
+  const q = Object.entries(r.queues.depths)
+  if (q.length) {
+    lines.push(`queues       as of ${r.queues.at} (the mirror's last batch)`)
+    for (const [name, d] of q) lines.push(`  ${name.padEnd(28)} ${d.value}${d.max === null ? '' : ` / ${d.max}`}`)
+  }
   return lines.join('\n')
 }
 

@@ -29,6 +29,7 @@ import { listRecords, purgeRepo, writeCommit, writeHistory, writeSnapshot, write
 import { addRejection } from '../store/rejections.ts'
 import { getRepo, listRepos, setRepoAccount, setRepoState, type RepoState } from '../store/repos.ts'
 import { addStreamInfo } from '../store/status.ts'
+import { writeQueueDepths, type QueueDepths } from '../store/queues.ts'
 import { collectionMatcher, httpBase, type MirrorConfig } from './config.ts'
 import { fetchRepoCar, fetchRepoStatus, INACTIVE_REPO_ERRORS, RepoFetchError, type UpstreamRepoStatus } from './fetch-repo.ts'
 import { discoverRepos } from './discover.ts'
@@ -200,18 +201,45 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     const seq = safeSeq
     const deltas = new Map(counters)
     counters.clear()
-    if (!writes.length && seq === null && !deltas.size) return
+    const depths = queueDepths(writes.length)
+    const depthsKey = JSON.stringify(depths)
+    const depthsDue = depthsKey !== lastDepths || Date.now() - lastDepthsAt >= 5_000
+    if (!writes.length && seq === null && !deltas.size && !depthsDue) return
     const t0 = performance.now()
     db.transaction(() => {
       for (const w of writes) w(db)
       if (seq !== null) advanceCursor(db, service, seq)
       bumpCounters(db, deltas)
+      if (depthsDue) writeQueueDepths(db, depths)
     })()
     const ms = performance.now() - t0
+    if (depthsDue) {
+      lastDepths = depthsKey
+      lastDepthsAt = Date.now()
+    }
     if (seq !== null && (durable === undefined || seq > durable)) durable = seq
     st.cursor = durable ?? null
     // after the cursor moved, so observers see the cursor this batch made durable
     hooks.onFlush?.(ms, writes.length)
+  }
+
+  let lastDepths = ''
+  let lastDepthsAt = 0
+
+  /** Every bounded queue, with its bound: what `status` shows (the last written is "last known"). */
+  function queueDepths(pendingWrites: number): QueueDepths {
+    let busiest = 0
+    for (const n of depth.values()) if (n > busiest) busiest = n
+    return {
+      'events-in-flight': { value: inflight.size, max: config.maxInFlight },
+      'bytes-in-flight': { value: inflightBytes, max: config.maxInFlightBytes },
+      'busiest-repo-queue': { value: busiest, max: config.maxInFlightPerRepo },
+      'repos-with-queued-events': { value: depth.size, max: null },
+      'repos-waiting-for-identity': { value: identityWaiting.size, max: null },
+      'writes-per-batch': { value: pendingWrites, max: config.batchSize },
+      'resyncs-running': { value: resyncsRunning, max: config.maxConcurrentResyncs },
+      'socket-paused-for-capacity': { value: capacityWaiters.length > 0 ? 1 : 0, max: 1 },
+    }
   }
 
   function schedule(): void {
@@ -1071,6 +1099,9 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   for (const row of listRepos(db, 'desynchronized')) memo(row.did)
   for (const row of listRepos(db, 'resyncing')) memo(row.did)
   const retryTimer = setInterval(retryDesynchronized, Math.min(config.resyncBackoffMs, 5_000))
+  // queue depths reach the database even when nothing else is written (e.g. all waiting on the resolver)
+  const depthTimer = setInterval(() => safely(flush), 5_000)
+  depthTimer.unref()
   retryTimer.unref()
 
   return {
@@ -1099,6 +1130,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     position: () => safeSeq ?? config.cursor ?? stored,
     async close() {
       clearInterval(retryTimer)
+      clearInterval(depthTimer)
       await drain().catch(() => undefined)
       if (flushTimer) clearTimeout(flushTimer)
     },

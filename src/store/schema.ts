@@ -203,4 +203,12 @@ export const MIGRATIONS: string[] = [
   ) WHERE collection = 'org.stormlightlabs.malfestio.card';
   CREATE INDEX record_versions_by_deck_ref ON record_versions (deck_ref) WHERE deck_ref IS NOT NULL;
   `,
+  /* 6: the mirror's queue depths and their limits, as of its last batch (status reads them) */ `
+  CREATE TABLE queue_depths (
+    name       TEXT PRIMARY KEY,
+    value      INTEGER NOT NULL,
+    max        INTEGER,
+    updated_at TEXT NOT NULL
+  );
+  `,
 ]

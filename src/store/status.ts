@@ -1,5 +1,6 @@
 /** The summary `status` prints: cursor, records per collection, repos per state, rejections per reason. */
 import { readCounters } from './counters.ts'
+import { readQueueDepths, type QueueDepths } from './queues.ts'
 import { listCursors, type CursorRow } from './cursor.ts'
 import type { Db } from './db.ts'
 import { getIdentityMode, type IdentityMode } from './identities.ts'
@@ -33,6 +34,8 @@ export interface StatusReport {
   }
   info: { name: string; message: string | null; cursor: number | null; at: string }[]
   counters: Record<string, number>
+  /** the mirror's queues at its last batch (`at`), each with its limit */
+  queues: { at: string | null; depths: QueueDepths }
 }
 
 const grouped = (db: Db, sql: string): Record<string, number> =>
@@ -82,6 +85,7 @@ export function readStatus(db: Db): StatusReport {
     },
     info: db.prepare('SELECT name, message, cursor, at FROM stream_info ORDER BY id DESC LIMIT 10').all() as never,
     counters: readCounters(db),
+    queues: readQueueDepths(db),
   }
 }
 

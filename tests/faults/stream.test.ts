@@ -12,6 +12,7 @@ import { runMirror, type Progress } from '../../src/mirror/run.ts'
 import { openDb } from '../../src/store/db.ts'
 import { getCursor } from '../../src/store/cursor.ts'
 import { readCounters } from '../../src/store/counters.ts'
+import { readStatus } from '../../src/store/status.ts'
 import { writeBigStream, type BigStream } from '../helpers/big-stream.ts'
 import { startCli, runCli } from '../helpers/cli.ts'
 import { currentSeq, startDevnet, type Devnet } from '../helpers/devnet.ts'
@@ -67,6 +68,7 @@ const eventsSeen = (c: Record<string, number>) => Object.entries(c).filter(([k])
 
 describe('a long stream, with faults', () => {
   it('the reference replay holds what the PDS serves, one version per Malfestio op', () => {
+    // (every repo starts at its genesis inside the stream: no resync, so versions and ops match one to one)
     expect(stream.commits).toBeGreaterThanOrEqual(2_000)
     expect(reference.versions.length).toBe(stream.malfestioOps)
     expect(reference.rejections).toEqual([])
@@ -120,9 +122,12 @@ describe('a long stream, with faults', () => {
       }
       // the last run: `sync` without --cursor, stopped cleanly once it is at the head
       const final = startCli(['sync', ...common])
+      let finalExited = false
+      void final.done.then(() => (finalExited = true))
       const deadline = Date.now() + 600_000
       while ((peek(dbPath).cursor ?? -1) < head) {
-        if (Date.now() > deadline) throw new Error(`sync did not reach seq ${head}`)
+        if (finalExited) throw new Error(`sync exited before reaching seq ${head}: ${(await final.done).stderr.slice(-3000)}`)
+        if (Date.now() > deadline) throw new Error(`sync did not reach seq ${head} (cursor ${peek(dbPath).cursor}): ${final.child.pid}`)
         await sleep(100)
       }
       final.child.kill('SIGTERM')
@@ -190,6 +195,7 @@ describe('a long stream, with faults', () => {
     const t0 = Date.now()
     const done = runMirror(mirrorConfig(net, dbPath, { plcUrl: plc.url, cursor: 0, stopAtSeq: head }), { onProgress: (p) => progress.push(p) })
     let cursorDuring: number | undefined
+    let waitingInStatus: number | undefined
     try {
       await sleep(4000)
       await plc.setFault('hang')
@@ -203,6 +209,9 @@ describe('a long stream, with faults', () => {
           return undefined
         }
       })()
+      const db = openDb(dbPath, { mustExist: true })
+      waitingInStatus = readStatus(db).queues.depths['repos-waiting-for-identity']?.value
+      db.close()
     } finally {
       await plc.setFault('pass')
     }
@@ -215,13 +224,64 @@ describe('a long stream, with faults', () => {
     expect(outage).toBeGreaterThanOrEqual(10_000)
     expect(plc.faulted()).toBeGreaterThan(0)
     expect(waiting).toBe(ACCOUNTS)
+    expect(waitingInStatus).toBe(ACCOUNTS) // `status` shows the queue of repos waiting for the resolver
     // nothing was verified while no key could be had, so the cursor stayed below every in-scope commit
-    expect(cursorDuring ?? -1).toBeLessThan(Math.min(...reference.commits.map((c) => (c as { seq: number }).seq)))
+    const firstCommit = Math.min(...reference.commits.map((c) => (c as { seq: number | null }).seq ?? Infinity))
+    expect(cursorDuring ?? -1).toBeLessThan(firstCommit)
     expect(result.stats.rejected).toBe(0)
     expect(got.rejections).toEqual([])
     expect(got.versions).toEqual(reference.versions)
     expect(got.commits).toEqual(reference.commits)
     expect(got.records).toEqual(reference.records)
     expect(mirrorSnapshot(dbPath)).toEqual(expected)
+  })
+
+  it('a slow disk: the socket is paused and the backlog waits upstream; events in flight stay within their bound', async () => {
+    const dbPath = `${tmp.dir}/slow-disk.db`
+    const proxy = await startRelayProxy({ upstream: net.subscribeUrl, dropEvery: 0 })
+    const pause = new Int32Array(new SharedArrayBuffer(4))
+    let maxInFlight = 0
+    let maxBytes = 0
+    let paused = 0
+    try {
+      const result = await runMirror(mirrorConfig(net, dbPath, { service: proxy.url, cursor: 0, stopAtSeq: head, maxInFlight: 64, maxInFlightBytes: 256 * 1024, batchSize: 50 }), {
+        // every batch takes 150 ms more to write, synchronously, as a slow fsync would
+        hooks: { onFlush: () => void Atomics.wait(pause, 0, 0, 150) },
+        onProgress: (p) => {
+          maxInFlight = Math.max(maxInFlight, p.stats.inFlight)
+          maxBytes = Math.max(maxBytes, p.stats.inFlightBytes)
+        },
+        onMirror: (m) => {
+          const t = setInterval(() => {
+            const s = m.stats()
+            maxInFlight = Math.max(maxInFlight, s.inFlight)
+            maxBytes = Math.max(maxBytes, s.inFlightBytes)
+            if (s.inFlight >= 64) paused++
+          }, 20)
+          t.unref()
+        },
+      })
+      expect(result.stoppedBy).toBe('to')
+    } finally {
+      await proxy.close()
+    }
+    console.log(`slow disk: at most ${maxInFlight} events (${(maxBytes / 1024).toFixed(0)} KiB) in flight; up to ${(proxy.maxBuffered() / 1e6).toFixed(2)} MB waited in the relay for the paused socket`)
+    expect(maxInFlight).toBeLessThanOrEqual(64)
+    expect(maxBytes).toBeLessThanOrEqual(256 * 1024 + 5_000_000) // one event may cross the bound (it is let in, then the socket waits)
+    expect(paused).toBeGreaterThan(0)
+    expect(proxy.maxBuffered()).toBeGreaterThan(500_000) // the backlog stayed upstream, not in the mirror
+    const got = dbContent(dbPath)
+    expect(got.versions).toEqual(reference.versions)
+    expect(got.records).toEqual(reference.records)
+    const depths = (() => {
+      const db = openDb(dbPath, { mustExist: true })
+      try {
+        return readStatus(db).queues
+      } finally {
+        db.close()
+      }
+    })()
+    expect(depths.depths['events-in-flight']).toEqual({ value: 0, max: 64 }) // a clean stop drained them
+    expect(depths.depths['bytes-in-flight']!.max).toBe(256 * 1024)
   })
 })

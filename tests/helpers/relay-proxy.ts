@@ -29,6 +29,8 @@ export interface RelayProxy {
   cursors: (number | undefined)[]
   /** connection attempts refused while nothing listened cannot be seen; these are accepted ones */
   connections(): number
+  /** the most bytes ever waiting in the proxy for a client to read them (the client's backpressure) */
+  maxBuffered(): number
   close(): Promise<void>
 }
 
@@ -43,6 +45,7 @@ export async function startRelayProxy(opts: RelayProxyOptions): Promise<RelayPro
   })
   const wss = new WebSocketServer({ server })
   let drops = 0
+  let maxBuffered = 0
   let stalled = false
   let closing = false
 
@@ -66,6 +69,7 @@ export async function startRelayProxy(opts: RelayProxyOptions): Promise<RelayPro
         return
       }
       client.send(data)
+      if (client.bufferedAmount > maxBuffered) maxBuffered = client.bufferedAmount
       sent++
       if (opts.dropEvery > 0 && sent >= opts.dropEvery) {
         drops++
@@ -110,6 +114,7 @@ export async function startRelayProxy(opts: RelayProxyOptions): Promise<RelayPro
     events,
     cursors,
     connections: () => cursors.length,
+    maxBuffered: () => maxBuffered,
     async close() {
       closing = true
       for (const c of wss.clients) c.terminate()
