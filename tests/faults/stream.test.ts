@@ -55,10 +55,11 @@ afterAll(async () => {
   tmp?.cleanup()
 })
 
-function peek(dbPath: string): { cursor?: number; counters: Record<string, number> } {
+/** The stored cursor (kept per upstream URL: the one the mirror was pointed at) and the counters. */
+function peek(dbPath: string, service = net.firehoseUrl): { cursor?: number; counters: Record<string, number> } {
   const db = openDb(dbPath, { mustExist: true })
   try {
-    return { cursor: getCursor(db, net.firehoseUrl), counters: readCounters(db) }
+    return { cursor: getCursor(db, service), counters: readCounters(db) }
   } finally {
     db.close()
   }
@@ -79,12 +80,13 @@ describe('a long stream, with faults', () => {
     const dbPath = `${tmp.dir}/killed.db`
     // the CLI reaches the PDS through a pass-through proxy, which records the cursor of every connection
     const proxy = await startRelayProxy({ upstream: net.subscribeUrl, dropEvery: 0 })
-    const common = ['--relay', proxy.url.replace('ws:', 'ws:'), '--plc', net.plcUrl, '--db', dbPath, '--handle-resolver', net.pdsUrl]
+    const common = ['--relay', proxy.url, '--plc', net.plcUrl, '--db', dbPath, '--handle-resolver', net.pdsUrl]
+    const stored = () => peek(dbPath, proxy.url)
     const kills: { at: number; cursorBefore?: number; cursorAfter?: number; command: string }[] = []
     let resumed = 0
     try {
       for (let round = 0; kills.length < 24; round++) {
-        const before = kills.length ? peek(dbPath) : { cursor: undefined, counters: {} }
+        const before = kills.length ? stored() : { cursor: undefined, counters: {} }
         if ((before.cursor ?? -1) >= head) break
         // nothing stored yet: the same replay again; otherwise `sync` resumes from the stored cursor
         const args = before.cursor === undefined ? ['replay', '--from', '0', '--to', String(head), ...common] : ['sync', ...common]
@@ -98,7 +100,7 @@ describe('a long stream, with faults', () => {
         while (!exited && Date.now() < deadline) {
           await sleep(25)
           try {
-            if (eventsSeen(peek(dbPath).counters) > seen0) break
+            if (eventsSeen(stored().counters) > seen0) break
           } catch {
             // the database may not exist yet
           }
@@ -111,7 +113,7 @@ describe('a long stream, with faults', () => {
         run.child.kill('SIGKILL')
         const r = await run.done
         expect(r.signal).toBe('SIGKILL')
-        const after = peek(dbPath)
+        const after = stored()
         kills.push({ at: round, cursorBefore: before.cursor, cursorAfter: after.cursor, command: args[0]! })
         if (args[0] === 'sync' && proxy.connections() > connectionsBefore) {
           expect(proxy.cursors[connectionsBefore]).toBe(before.cursor) // resumed from the stored cursor
@@ -125,9 +127,9 @@ describe('a long stream, with faults', () => {
       let finalExited = false
       void final.done.then(() => (finalExited = true))
       const deadline = Date.now() + 600_000
-      while ((peek(dbPath).cursor ?? -1) < head) {
+      while ((stored().cursor ?? -1) < head) {
         if (finalExited) throw new Error(`sync exited before reaching seq ${head}: ${(await final.done).stderr.slice(-3000)}`)
-        if (Date.now() > deadline) throw new Error(`sync did not reach seq ${head} (cursor ${peek(dbPath).cursor}): ${final.child.pid}`)
+        if (Date.now() > deadline) throw new Error(`sync did not reach seq ${head} (cursor ${stored().cursor})`)
         await sleep(100)
       }
       final.child.kill('SIGTERM')
