@@ -2,6 +2,7 @@
 // the command line are validated before anything connects; strings from the stream reach SQLite only
 // as bound values and the file system never (an SQL fragment and a path as DID, #info name and
 // record content are stored verbatim as data, no table is touched, no file appears).
+import { spawn } from 'node:child_process'
 import { existsSync, statSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { main } from '../bin/cli.ts'
@@ -47,6 +48,29 @@ describe('safe by default', () => {
     } finally {
       process.umask(old)
     }
+  })
+
+  it('processes opening a new database at the same moment all succeed (`status` while `sync` starts)', async () => {
+    const path = `${tmp.dir}/race.db`
+    // every process loads the code first, then they open 15 new databases, each at an agreed instant
+    const at = Date.now() + 4000
+    const script = `import { openDb } from ${JSON.stringify(new URL('../src/store/db.ts', import.meta.url).pathname)}
+      let out = 'ok'
+      for (let k = 0; k < 15; k++) {
+        while (Date.now() < ${at} + k * 200);
+        try { openDb(process.argv[1] + k).close() } catch (e) { out = e.message }
+      }
+      process.stdout.write(out)`
+    const outs = await Promise.all(
+      Array.from({ length: 6 }, () => new Promise<string>((resolve) => {
+        const p = spawn(process.execPath, ['--input-type=module', '-e', script, path])
+        let out = ''
+        p.stdout.on('data', (d) => (out += d))
+        p.on('close', () => resolve(out))
+      })),
+    )
+    expect(outs).toEqual(Array(6).fill('ok'))
+    expect(mode(`${path}0`).toString(8)).toBe('600')
   })
 
   it('refuses URLs that are not http(s)/ws(s), carry credentials, a query or a fragment — before connecting', async () => {

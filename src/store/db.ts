@@ -35,7 +35,10 @@ export function openDb(path: string, opts: OpenOptions = {}): Db {
       // created by us with owner-only permissions before SQLite opens it
       closeSync(openSync(path, 'wx', 0o600))
     } catch (err) {
-      throw new StoreOpenError(`cannot create database ${path}: ${(err as Error).message} (is ${dirname(path)} writable?)`, { cause: err })
+      // another process created it between our check and our create: fine, it is owner-only too
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new StoreOpenError(`cannot create database ${path}: ${(err as Error).message} (is ${dirname(path)} writable?)`, { cause: err })
+      }
     }
   }
   let db: Db
@@ -83,15 +86,22 @@ function cachePreparedStatements(db: Db): void {
 }
 
 function migrate(db: Db): void {
-  const current = db.pragma('user_version', { simple: true }) as number
-  if (current > MIGRATIONS.length) {
-    throw new StoreOpenError(`database schema v${current} is newer than this program (v${MIGRATIONS.length})`)
-  }
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v])
+  // Two processes may open a new database at once (`status` while `sync` starts): each migration
+  // step takes the write lock first (BEGIN IMMEDIATE) and re-reads the version under it, so the
+  // second opener waits (busy_timeout) and then finds the work done.
+  const version = () => db.pragma('user_version', { simple: true }) as number
+  for (;;) {
+    const done = db.transaction(() => {
+      const v = version()
+      if (v > MIGRATIONS.length) {
+        throw new StoreOpenError(`database schema v${v} is newer than this program (v${MIGRATIONS.length})`)
+      }
+      if (v === MIGRATIONS.length) return true
+      db.exec(MIGRATIONS[v]!)
       db.pragma(`user_version = ${v + 1}`)
-    })()
+      return false
+    }).immediate()
+    if (done) return
   }
 }
 

@@ -57,7 +57,7 @@ afterAll(async () => {
 
 /** The stored cursor (kept per upstream URL: the one the mirror was pointed at) and the counters. */
 function peek(dbPath: string, service = net.firehoseUrl): { cursor?: number; counters: Record<string, number> } {
-  const db = openDb(dbPath, { mustExist: true })
+  const db = openDb(dbPath, { readonly: true })
   try {
     return { cursor: getCursor(db, service), counters: readCounters(db) }
   } finally {
