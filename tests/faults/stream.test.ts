@@ -84,6 +84,7 @@ describe('a long stream, with faults', () => {
     const stored = () => peek(dbPath, proxy.url)
     const kills: { at: number; cursorBefore?: number; cursorAfter?: number; command: string }[] = []
     let resumed = 0
+    let stuck = 0
     try {
       for (let round = 0; kills.length < 24; round++) {
         const before = kills.length ? stored() : { cursor: undefined, counters: {} }
@@ -109,12 +110,15 @@ describe('a long stream, with faults', () => {
           const r = await run.done
           throw new Error(`the CLI exited on its own (code ${r.code}) before kill ${kills.length + 1}: ${r.stderr.slice(-2000)}`)
         }
-        await sleep(Math.random() * 700)
+        // a run spends its first seconds resyncing the repos it meets first (getRepo); when kills keep
+        // landing before the cursor moves, let the next runs live longer so the kills spread out
+        await sleep(Math.random() * 1500 + Math.min(stuck, 4) * 2000)
         run.child.kill('SIGKILL')
         const r = await run.done
         expect(r.signal).toBe('SIGKILL')
         const after = stored()
         kills.push({ at: round, cursorBefore: before.cursor, cursorAfter: after.cursor, command: args[0]! })
+        stuck = after.cursor === before.cursor ? stuck + 1 : 0
         if (args[0] === 'sync' && proxy.connections() > connectionsBefore) {
           expect(proxy.cursors[connectionsBefore]).toBe(before.cursor) // resumed from the stored cursor
           resumed++
@@ -140,6 +144,9 @@ describe('a long stream, with faults', () => {
     const during = kills.filter((k) => (k.cursorAfter ?? -1) < head).length
     console.log(`kill -9: ${kills.length} kills (${during} before the replay reached the head seq ${head}); ${resumed} restarts resumed from the stored cursor; cursors after each kill: ${kills.map((k) => k.cursorAfter ?? '-').join(' ')}`)
     expect(during).toBeGreaterThanOrEqual(20)
+    // spread over the replay, not all at its start
+    expect(new Set(kills.map((k) => k.cursorAfter)).size).toBeGreaterThanOrEqual(8)
+    expect(Math.max(...kills.map((k) => k.cursorAfter ?? -1))).toBeGreaterThan(head / 2)
     expect(resumed).toBeGreaterThanOrEqual(10)
 
     const got = dbContent(dbPath)
