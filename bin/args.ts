@@ -1,6 +1,7 @@
 /** Flag parsing shared by the commands: node:util parseArgs, env fallbacks, one-line errors. */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { checkUrl, collectionMatcher, ConfigError, DEFAULTS, type MirrorConfig } from '../src/mirror/config.ts'
+import { checkUrl, collectionMatcher, ConfigError, DEFAULTS, isNsid, type MirrorConfig } from '../src/mirror/config.ts'
+import { REASONS } from '../src/verify/reasons.ts'
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -33,8 +34,28 @@ export function parse(argv: string[], options: Options, positionals = 0) {
     return out
   } catch (err) {
     if (err instanceof UsageError) throw err
-    throw new UsageError((err as Error).message)
+    throw new UsageError(parseArgsMessage(err as Error & { code?: string }))
   }
+}
+
+/** node:util's parseArgs explains itself over several lines; a usage error is one line. */
+function parseArgsMessage(err: Error & { code?: string }): string {
+  const first = err.message.split('\n')[0]!.trim()
+  const flag = /Option '(-{1,2}[\w-]+)/.exec(first)?.[1]
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && flag) {
+    // `--relay --db x` (a value that looks like a flag) or `--relay` at the end: the value is missing
+    if (/ambiguous|missing/.test(first)) return `${flag} needs a value`
+    return first
+  }
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const unknown = /Unknown option '([^']+)'/.exec(first)?.[1]
+    if (unknown) return `unknown flag ${unknown} (--help lists the flags of every command)`
+  }
+  if (err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    const arg = /Unexpected argument '([^']+)'/.exec(first)?.[1]
+    if (arg) return `unexpected argument ${arg}`
+  }
+  return first
 }
 
 /** The flag, else the environment variable, else the default. */
@@ -52,6 +73,26 @@ export function boolFlag(flag: unknown, env: string): boolean {
   if (v === undefined || v === '' || v === '0' || v === 'false' || v === 'no') return false
   if (v === '1' || v === 'true' || v === 'yes') return true
   throw new UsageError(`${env} must be 1/true/yes or 0/false/no, got ${process.env[env]}`)
+}
+
+const DID_RE = /^did:(plc:[a-z2-7]{24}|web:[a-zA-Z0-9.%:-]+)$/
+
+/** A did:plc or did:web (the only methods the mirror resolves); else a usage error. */
+export function didFlag(value: string, flag = '--did'): string {
+  if (!DID_RE.test(value)) throw new UsageError(`${flag} ${value} is not a did:plc or did:web`)
+  return value
+}
+
+/** An exact collection NSID (a filter, not a scope pattern); else a usage error. */
+export function nsidFlag(value: string, flag = '--collection'): string {
+  if (!isNsid(value)) throw new UsageError(`${flag} ${value} is not an NSID (e.g. org.stormlightlabs.malfestio.deck)`)
+  return value
+}
+
+/** A rejection reason code of the closed list (src/verify/reasons.ts); else a usage error. */
+export function reasonFlag(value: string): string {
+  if (!(REASONS as readonly string[]).includes(value)) throw new UsageError(`--reason ${value} is not a reason code (${REASONS.join(', ')})`)
+  return value
 }
 
 export function seqFlag(name: string, value: string | undefined): number | undefined {

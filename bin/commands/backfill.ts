@@ -9,9 +9,7 @@ import { discoverRepos, type DiscoveryMethod } from '../../src/mirror/discover.t
 import { createMirror, type Mirror } from '../../src/mirror/mirror.ts'
 import { openDb } from '../../src/store/db.ts'
 import { listRepos } from '../../src/store/repos.ts'
-import { COMMON, NETWORK, networkConfig, parse, UsageError } from '../args.ts'
-
-const DID_RE = /^did:(plc:[a-z2-7]{24}|web:[a-zA-Z0-9.%:-]+)$/
+import { COMMON, didFlag, NETWORK, networkConfig, parse, UsageError } from '../args.ts'
 
 export function backfillProgressLine(p: BackfillProgress): string {
   const eta = p.etaSec === null ? '-' : p.etaSec > 90 ? `${Math.round(p.etaSec / 60)} min` : `${p.etaSec} s`
@@ -69,11 +67,12 @@ function outcomeLine(r: RepoOutcome): string {
   return `${r.did}  rev ${r.rev}  created ${d.created}  updated ${d.updated}  deleted ${d.deleted}  unchanged ${d.unchanged}`
 }
 
-const networkFlags = { ...COMMON, ...NETWORK, did: { type: 'string' as const, multiple: true } }
+export const BACKFILL_FLAGS = { ...COMMON, ...NETWORK, did: { type: 'string' as const, multiple: true } }
+export const RESYNC_FLAGS = { ...BACKFILL_FLAGS, desynchronized: { type: 'boolean', default: false } } as const
 
 function namedDids(values: Record<string, unknown>): string[] {
   const dids = (values.did as string[] | undefined) ?? []
-  for (const d of dids) if (!DID_RE.test(d)) throw new UsageError(`--did ${d} is not a did:plc or did:web`)
+  for (const d of dids) didFlag(d)
   return [...new Set(dids)]
 }
 
@@ -99,14 +98,14 @@ async function withMirror(config: MirrorConfig, json: boolean, work: (mirror: Mi
 }
 
 export async function backfillCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, networkFlags)
+  const { values } = parse(argv, BACKFILL_FLAGS)
   const dids = namedDids(values)
   const config = networkConfig(values)
   return withMirror(config, values.json as boolean, (mirror, signal) => backfillInto(mirror, config, dids.length ? dids : null, values.json as boolean, signal))
 }
 
 export async function resyncCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { ...networkFlags, desynchronized: { type: 'boolean', default: false } })
+  const { values } = parse(argv, RESYNC_FLAGS)
   const named = namedDids(values)
   if (!named.length && !values.desynchronized) throw new UsageError('resync needs --did DID (repeatable) or --desynchronized')
   const config = networkConfig(values)

@@ -14,17 +14,21 @@ export function captureProgressLine(p: CaptureProgress): string {
   return `${conn} | ${p.framesPerSec.toFixed(0)} frames/s | ${p.frames} frames, ${mb} MB | seq ${p.firstSeq ?? '-'}..${p.lastSeq ?? '-'}${p.duplicates ? ` | ${p.duplicates} re-sent skipped` : ''}`
 }
 
+export const CAPTURE_FLAGS = {
+  // no --db: a capture writes frames to a file, not a mirror
+  json: COMMON.json!,
+  help: COMMON.help!,
+  out: { type: 'string' },
+  relay: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  'idle-ms': { type: 'string' },
+  'stall-ms': { type: 'string' },
+  force: { type: 'boolean', default: false },
+} as const
+
 export async function captureCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    ...COMMON,
-    out: { type: 'string' },
-    relay: { type: 'string' },
-    from: { type: 'string' },
-    to: { type: 'string' },
-    'idle-ms': { type: 'string' },
-    'stall-ms': { type: 'string' },
-    force: { type: 'boolean', default: false },
-  })
+  const { values } = parse(argv, CAPTURE_FLAGS)
   if (typeof values.out !== 'string' || !values.out) throw new UsageError('capture needs --out FILE')
   const service = checkUrl('--relay', pick(values.relay, 'MALFESTIO_RELAY', DEFAULTS.service), ['ws:', 'wss:', 'http:', 'https:'])
   const from = seqFlag('from', values.from as string | undefined)

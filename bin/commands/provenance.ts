@@ -14,8 +14,12 @@ function oneUri(positionals: string[], command: string): string {
   return uri
 }
 
+export const AUDIT_FLAGS = COMMON
+export const EXPORT_PROOF_FLAGS = { ...COMMON, out: { type: 'string', short: 'o' }, rev: { type: 'string' } } as const
+export const VERIFY_FLAGS = COMMON
+
 export async function auditCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, COMMON, 1)
+  const { values, positionals } = parse(argv, AUDIT_FLAGS, 1)
   const uri = oneUri(positionals, 'audit')
   const db = openDb(dbPath(values.db), { mustExist: true })
   try {
@@ -28,7 +32,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
 }
 
 export async function exportProofCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { ...COMMON, out: { type: 'string', short: 'o' }, rev: { type: 'string' } }, 1)
+  const { values, positionals } = parse(argv, EXPORT_PROOF_FLAGS, 1)
   const uri = oneUri(positionals, 'export-proof')
   const file = values.out as string | undefined
   if (!file && process.stdout.isTTY) throw new UsageError('export-proof writes a binary CAR: give --out FILE or redirect stdout')
@@ -60,7 +64,7 @@ export async function exportProofCommand(argv: string[]): Promise<number> {
 }
 
 export async function verifyCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, COMMON)
+  const { values } = parse(argv, VERIFY_FLAGS)
   const db = openDb(dbPath(values.db), { mustExist: true })
   let report: StoreVerifyReport
   try {

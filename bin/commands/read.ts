@@ -3,12 +3,16 @@ import { openDb } from '../../src/store/db.ts'
 import { listRecords } from '../../src/store/records.ts'
 import { listRejections } from '../../src/store/rejections.ts'
 import { readStatus, type StatusReport } from '../../src/store/status.ts'
-import { COMMON, parse, pick } from '../args.ts'
+import { COMMON, didFlag, nsidFlag, parse, pick, reasonFlag } from '../args.ts'
 
 const out = (s: string) => process.stdout.write(s + '\n')
 
+export const STATUS_FLAGS = COMMON
+export const RECORDS_FLAGS = { ...COMMON, collection: { type: 'string' }, did: { type: 'string' }, 'include-hidden': { type: 'boolean', default: false } } as const
+export const REJECTIONS_FLAGS = { ...COMMON, did: { type: 'string' }, reason: { type: 'string' } } as const
+
 export function statusCommand(argv: string[]): number {
-  const { values } = parse(argv, COMMON)
+  const { values } = parse(argv, STATUS_FLAGS)
   const db = openDb(pick(values.db, 'MALFESTIO_DB', './malfestio-mirror.db'), { mustExist: true })
   try {
     const report = readStatus(db)
@@ -56,12 +60,15 @@ export function formatStatus(r: StatusReport): string {
 }
 
 export function recordsCommand(argv: string[]): number {
-  const { values } = parse(argv, { ...COMMON, collection: { type: 'string' }, did: { type: 'string' }, 'include-hidden': { type: 'boolean', default: false } })
+  const { values } = parse(argv, RECORDS_FLAGS)
+  // a typo in a filter must not look like an empty mirror
+  const collection = values.collection === undefined ? undefined : nsidFlag(values.collection as string)
+  const did = values.did === undefined ? undefined : didFlag(values.did as string)
   const db = openDb(pick(values.db, 'MALFESTIO_DB', './malfestio-mirror.db'), { mustExist: true })
   try {
     const rows = listRecords(db, {
-      collection: values.collection as string | undefined,
-      did: values.did as string | undefined,
+      collection,
+      did,
       includeHidden: values['include-hidden'] as boolean,
     })
     for (const r of rows) {
@@ -75,10 +82,12 @@ export function recordsCommand(argv: string[]): number {
 }
 
 export function rejectionsCommand(argv: string[]): number {
-  const { values } = parse(argv, { ...COMMON, did: { type: 'string' }, reason: { type: 'string' } })
+  const { values } = parse(argv, REJECTIONS_FLAGS)
+  const did = values.did === undefined ? undefined : didFlag(values.did as string)
+  const reason = values.reason === undefined ? undefined : reasonFlag(values.reason as string)
   const db = openDb(pick(values.db, 'MALFESTIO_DB', './malfestio-mirror.db'), { mustExist: true })
   try {
-    const rows = listRejections(db, { did: values.did as string | undefined, reason: values.reason as string | undefined })
+    const rows = listRejections(db, { did, reason })
     for (const r of rows) out(values.json ? JSON.stringify(r) : `seq ${r.seq}  ${r.did}  ${r.reason}: ${r.message}`)
     if (!values.json) process.stderr.write(`${rows.length} rejections\n`)
   } finally {

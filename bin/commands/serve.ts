@@ -63,8 +63,10 @@ export function serveBanner(url: string, dbPath: string, source: 'live' | 'datab
 
 export { createLiveMetrics }
 
+export const SERVE_COMMAND_FLAGS = { ...COMMON, port: { type: 'string' }, ...SERVE_FLAGS } as const
+
 export async function serveCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { ...COMMON, port: { type: 'string' }, ...SERVE_FLAGS })
+  const { values } = parse(argv, SERVE_COMMAND_FLAGS)
   const dbPath = pick(values.db, 'MALFESTIO_DB', './malfestio-mirror.db')
   const port = portFlag('port', pick(values.port, 'MALFESTIO_PORT', '2585'))
   const host = pick(values.host, 'MALFESTIO_HOST', '127.0.0.1')

@@ -104,18 +104,20 @@ async function run(config: MirrorConfig, json: boolean, backfill = false, serve?
   }
 }
 
+export const SYNC_FLAGS = {
+  ...COMMON,
+  ...NETWORK,
+  cursor: { type: 'string' },
+  'stall-ms': { type: 'string' },
+  'connect-attempts': { type: 'string' },
+  backfill: { type: 'boolean', default: false },
+  capture: { type: 'string' },
+  serve: { type: 'string' },
+  ...SERVE_FLAGS,
+} as const
+
 export async function syncCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    ...COMMON,
-    ...NETWORK,
-    cursor: { type: 'string' },
-    'stall-ms': { type: 'string' },
-    'connect-attempts': { type: 'string' },
-    backfill: { type: 'boolean', default: false },
-    capture: { type: 'string' },
-    serve: { type: 'string' },
-    ...SERVE_FLAGS,
-  })
+  const { values } = parse(argv, SYNC_FLAGS)
   const config = baseConfig(values)
   config.cursor = seqFlag('cursor', values.cursor as string | undefined)
   if (values.capture !== undefined) config.captureTo = values.capture as string
@@ -156,17 +158,19 @@ function isEmptyMirror(dbPath: string): boolean {
   }
 }
 
+export const REPLAY_FLAGS = {
+  ...COMMON,
+  ...NETWORK,
+  from: { type: 'string' },
+  to: { type: 'string' },
+  file: { type: 'string' },
+  'idle-ms': { type: 'string', default: '3000' },
+  'stall-ms': { type: 'string' },
+  'connect-attempts': { type: 'string' },
+} as const
+
 export async function replayCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    ...COMMON,
-    ...NETWORK,
-    from: { type: 'string' },
-    to: { type: 'string' },
-    file: { type: 'string' },
-    'idle-ms': { type: 'string', default: '3000' },
-    'stall-ms': { type: 'string' },
-    'connect-attempts': { type: 'string' },
-  })
+  const { values } = parse(argv, REPLAY_FLAGS)
   if (values.file !== undefined) return replayFile(values)
   if (values.from === undefined) throw new UsageError('replay needs --from SEQ (or --file FILE)')
   const config = baseConfig(values)

@@ -87,6 +87,8 @@ export const MALFESTIO_COLLECTIONS = [
 
 const NSID_RE = /^[a-zA-Z]([a-zA-Z0-9-]{0,62})?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})?)+$/
 
+export const isNsid = (s: string): boolean => NSID_RE.test(s)
+
 export class ConfigError extends Error {
   readonly code = 'bad-config'
   constructor(message: string) {
