@@ -3,9 +3,12 @@
 // filter with a typo is refused instead of looking like an empty mirror.
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { delimiter, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { COMMANDS, main, USAGE } from '../bin/cli.ts'
+import { bodySummary } from '../src/mirror/http-body.ts'
 import { runCli } from './helpers/cli.ts'
 import { tempDir } from './helpers/mirror.ts'
 
@@ -130,6 +133,24 @@ describe('run-time errors: one line, exit 1', () => {
     expect(sync.code).toBe(1)
     expect(sync.stderr.trimEnd().split('\n').at(-1)).toBe(`malfestio-mirror sync: ENOENT: no such file or directory, open '${join(missing, 'run.cap')}'`)
     expect(sync.stderr).not.toMatch(/\n\s+at /)
+  })
+
+  it('an upstream answering with an HTML error page is quoted on one line', async () => {
+    const page = '<!DOCTYPE html>\n<html lang="en">\n<head><title>Error</title></head>\n<body>\n<pre>Cannot GET /xrpc/com.atproto.sync.listReposByCollection</pre>\n</body>\n</html>\n'
+    expect(bodySummary(page)).toBe('Error Cannot GET /xrpc/com.atproto.sync.listReposByCollection')
+    expect(bodySummary('x'.repeat(500))).toHaveLength(200)
+    const server = http.createServer((_req, res) => res.writeHead(404, { 'content-type': 'text/html' }).end(page))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+      const r = await cli('backfill', '--relay', url, '--db', join(tmp.dir, 'backfill.db'))
+      expect(r.code).toBe(1)
+      const last = r.stderr.trimEnd().split('\n').at(-1)!
+      expect(last).toMatch(/^malfestio-mirror backfill: .* is not a PDS and its listReposByCollection failed for org\.stormlightlabs\.malfestio\.\S+ \(HTTP 404 Error Cannot GET \/xrpc\/com\.atproto\.sync\.listReposByCollection\): point --relay at a relay/)
+      expect(r.stderr).not.toContain('<')
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
   })
 })
 

@@ -8,6 +8,7 @@
  * `describeRepo`. A relay is never walked that way: it hosts millions of repos and no describeRepo.
  */
 import { httpBase, MALFESTIO_COLLECTIONS } from './config.ts'
+import { bodySummary } from './http-body.ts'
 
 export class DiscoveryError extends Error {
   readonly code = 'discovery-failed'
@@ -46,12 +47,12 @@ async function getJson(url: URL, signal?: AbortSignal): Promise<{ status: number
   try {
     body = JSON.parse(text)
   } catch {
-    body = { message: text.slice(0, 200) }
+    body = { message: bodySummary(text) }
   }
   return { status: res.status, body }
 }
 
-const describeFailure = (r: { status: number; body: any }) => `HTTP ${r.status} ${r.body?.error ?? ''} ${r.body?.message ?? ''}`.trim()
+const describeFailure = (r: { status: number; body: any }) => [`HTTP ${r.status}`, r.body?.error, r.body?.message].filter(Boolean).join(' ')
 
 /** True when the upstream describes itself as a PDS (`describeServer` with a DID and user domains). */
 export async function isPds(service: string, signal?: AbortSignal): Promise<boolean> {

@@ -1,4 +1,5 @@
 /** Downloads a repo CAR (`com.atproto.sync.getRepo`) from the first upstream that serves it. */
+import { bodySummary } from './http-body.ts'
 
 export class RepoFetchError extends Error {
   readonly code = 'repo-fetch'
@@ -33,7 +34,7 @@ export async function fetchRepoCar(did: string, bases: string[], timeoutMs = 60_
       const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })
       if (!res.ok) {
         const body = await res.text().catch(() => '')
-        failures.push(`${base}: HTTP ${res.status} ${body.slice(0, 200)}`)
+        failures.push(`${base}: HTTP ${res.status} ${bodySummary(body)}`)
         try {
           const name = (JSON.parse(body) as { error?: unknown }).error
           if (typeof name === 'string') names.push(name)
@@ -88,7 +89,7 @@ export async function fetchRepoStatus(did: string, bases: string[], timeoutMs = 
         }
       }
       if (typeof body?.error === 'string') names.push(body.error)
-      failures.push(`${base}: HTTP ${res.status} ${text.slice(0, 200)}`)
+      failures.push(`${base}: HTTP ${res.status} ${bodySummary(text)}`)
     } catch (err) {
       failures.push(`${base}: ${(err as Error).message}`)
     }
