@@ -211,4 +211,16 @@ export const MIGRATIONS: string[] = [
     updated_at TEXT NOT NULL
   );
   `,
+  /* 7: blocks as a rowid table with a unique (did, cid) index: rows of ~1 KB made the WITHOUT ROWID
+        B-tree move whole rows on every split — inserts cost three times the CPU (bench) */ `
+  CREATE TABLE blocks_v2 (
+    did   TEXT NOT NULL,
+    cid   TEXT NOT NULL,
+    bytes BLOB NOT NULL
+  );
+  INSERT INTO blocks_v2 (did, cid, bytes) SELECT did, cid, bytes FROM blocks;
+  DROP TABLE blocks;
+  ALTER TABLE blocks_v2 RENAME TO blocks;
+  CREATE UNIQUE INDEX blocks_by_did_cid ON blocks (did, cid);
+  `,
 ]
