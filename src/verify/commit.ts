@@ -98,7 +98,9 @@ export function verifyCommitSignature(commitBytes: Uint8Array, signingKey: strin
  * @throws {VerificationError}
  */
 export function readCommitBlock(evt: CommitEvent): { car: ReturnType<typeof readVerifiedCar>; commitBytes: Uint8Array; commit: SignedCommit } {
-  const car = readVerifiedCar(evt.blocks)
+  // a copy of just the CAR: the frame may be a slice of a larger socket read, which every block view
+  // (kept until the batch is written) would otherwise keep alive
+  const car = readVerifiedCar(evt.blocks.slice())
   if (car.roots.length !== 1 || car.roots[0] !== evt.commit) {
     throw new VerificationError('car-invalid', `CAR root ${car.roots.join(',') || '(none)'} is not the commit ${evt.commit}`)
   }
