@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+
 /** Peak resident memory of this process, sampled (the OS's maxRSS cannot be reset between passes). */
 export interface RssSampler {
   /** highest RSS seen since the last reset, in MB */
@@ -26,3 +28,14 @@ export function sampleRss(everyMs = 100): RssSampler {
 
 /** The OS's peak RSS of this process over its whole life, in MB. */
 export const maxRssMb = (): number => process.resourceUsage().maxRSS / 1024
+
+/** Resident memory by kind (Linux): anonymous (heap, malloc) vs file-backed (code, mapped files). */
+export function rssKinds(): { anonMb: number; fileMb: number; shmemMb: number } | null {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8')
+    const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN)
+    return { anonMb: kb('RssAnon') / 1024, fileMb: kb('RssFile') / 1024, shmemMb: kb('RssShmem') / 1024 }
+  } catch {
+    return null
+  }
+}

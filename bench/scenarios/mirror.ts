@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { DEFAULTS, type MirrorConfig } from '../../src/mirror/config.ts'
 import { runMirror } from '../../src/mirror/run.ts'
 import { childMain } from '../lib/child.ts'
-import { maxRssMb, rssMb, sampleRss } from '../lib/rss.ts'
+import { maxRssMb, rssKinds, rssMb, sampleRss } from '../lib/rss.ts'
 
 export interface MirrorScenarioInput {
   label: string
@@ -35,6 +35,8 @@ export interface MirrorPass {
   held: number
   resyncs: number
   rejections: Record<string, number>
+  /** wall time spent in SQLite batch transactions (the main thread waits on them) */
+  flushSec: number
   peakRssMb: number
   endRssMb: number
   dbMb: number
@@ -62,11 +64,15 @@ childMain<MirrorScenarioInput, MirrorScenarioResult>(async (input, progress) => 
       stopAtSeq: input.lastSeq,
     }
     const rejections: Record<string, number> = {}
+    let flushMs = 0
     rss.reset()
     const t0 = performance.now()
     const c0 = process.cpuUsage()
     const { stats } = await runMirror(config, {
       hooks: {
+        onFlush: (ms) => {
+          flushMs += ms
+        },
         onCount: (name, n) => {
           if (name.startsWith('rejected.')) rejections[name.slice(9)] = (rejections[name.slice(9)] ?? 0) + n
         },
@@ -77,7 +83,8 @@ childMain<MirrorScenarioInput, MirrorScenarioResult>(async (input, progress) => 
         const mb = (x: number) => (x / 1048576).toFixed(0)
         progress(
           `${input.label} pass ${pass}: ${p.stats.received}/${input.lastSeq} frames, ${p.eventsPerSec.toFixed(0)}/s, ` +
-            `in flight ${p.stats.inFlight}, RSS ${mb(m.rss)} MB (heap ${mb(m.heapUsed)}, buffers ${mb(m.arrayBuffers)})`,
+            `in flight ${p.stats.inFlight}, RSS ${mb(m.rss)} MB (heap ${mb(m.heapUsed)}/${mb(m.heapTotal)}, buffers ${mb(m.arrayBuffers)}, ext ${mb(m.external)}, ` +
+            `anon ${rssKinds()?.anonMb.toFixed(0)}, file ${rssKinds()?.fileMb.toFixed(0)})`,
         )
       },
     })
@@ -95,6 +102,7 @@ childMain<MirrorScenarioInput, MirrorScenarioResult>(async (input, progress) => 
       held: stats.held,
       resyncs: stats.resyncs,
       rejections,
+      flushSec: flushMs / 1000,
       peakRssMb: rss.peakMb(),
       endRssMb: rssMb(),
       dbMb: statSync(dbPath).size / 1024 / 1024,
