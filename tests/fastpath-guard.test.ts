@@ -8,7 +8,8 @@ import * as atcrypto from '@atproto/crypto'
 import { MST, MemoryBlockstore, BlockMap } from '@atproto/repo'
 import { parseCid } from '@atproto/lex-data'
 import { openCapture } from '../src/firehose/capture.ts'
-import { decodeFrame } from '../src/firehose/frames.ts'
+import fc from 'fast-check'
+import { decodeFrame, peekCommit } from '../src/firehose/frames.ts'
 import type { CommitEvent } from '../src/firehose/events.ts'
 import { verifySignature } from '../src/verify/signature.ts'
 import { invertOps, toBlockstore } from '../src/verify/mst.ts'
@@ -67,6 +68,54 @@ describe('fast path = reference path on a generated stream', () => {
     }
     expect(TAMPERS.length * 20).toBeLessThanOrEqual(tally.tampered)
   }, 600_000)
+})
+
+describe('pass-through peek = full decode', () => {
+  let frames: Uint8Array[] = []
+  beforeAll(async () => {
+    const stream = await ensureStream(parseStreamParams(['--commits', '2000']))
+    const reader = await openCapture(stream.capturePath)
+    for await (const f of reader.frames()) if (f.index % 4 === 0) frames.push(f.bytes)
+    await reader.close()
+  }, 600_000)
+
+  const agree = (bytes: Uint8Array): 'peeked' | 'declined' => {
+    const peek = peekCommit(bytes)
+    let full: ReturnType<typeof decodeFrame> | Error
+    try {
+      full = decodeFrame(bytes)
+    } catch (err) {
+      full = err as Error
+    }
+    if (peek === null) return 'declined'
+    // whatever the peek accepts, the full decoder accepts, with the same seq, repo, time and op paths
+    expect(full).not.toBeInstanceOf(Error)
+    const evt = (full as Extract<ReturnType<typeof decodeFrame>, { kind: 'message' }>).event
+    expect(evt.type).toBe('commit')
+    if (evt.type !== 'commit') throw new Error('unreachable')
+    expect(peek).toEqual({ seq: evt.seq, repo: evt.repo, time: evt.time, paths: evt.ops.map((op) => op.path) })
+    return 'peeked'
+  }
+
+  it('reads the same seq, repo, time and paths as decodeFrame from every honest #commit', () => {
+    expect(frames.length).toBe(500)
+    for (const f of frames) expect(agree(f)).toBe('peeked')
+  })
+
+  it('never accepts a frame decodeFrame refuses: byte flips, truncations, other frame types', () => {
+    let declined = 0
+    fc.assert(
+      fc.property(fc.nat(frames.length - 1), fc.nat(), fc.integer({ min: 0, max: 255 }), fc.boolean(), (i, at, byte, cut) => {
+        const f = new Uint8Array(frames[i]!)
+        const pos = at % f.byteLength
+        const mutated = cut ? f.subarray(0, pos) : (f.set([byte], pos), f)
+        if (agree(mutated) === 'declined') declined++
+      }),
+      { numRuns: 2000, seed: 5 },
+    )
+    // the mutations do hit the checks (otherwise the property says little)
+    expect(declined).toBeGreaterThan(100)
+  })
 })
 
 describe('fast path = reference path on the interop vectors', () => {

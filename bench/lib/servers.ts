@@ -13,6 +13,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { once } from 'node:events'
 import { openSync, readSync, closeSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { WebSocketServer, type WebSocket } from 'ws'
@@ -20,6 +21,20 @@ import { encode } from '@atcute/cbor'
 import { create as createCid, toString as cidToString } from '@atcute/cid'
 import { opToData } from '@did-plc/lib'
 import { openCapture } from '../../src/firehose/capture.ts'
+
+/** Every frame of a capture file, in order (views into one buffer). */
+async function loadFrames(path: string): Promise<Uint8Array[]> {
+  const reader = await openCapture(path)
+  await reader.close()
+  const file = await readFile(path)
+  const out: Uint8Array[] = []
+  for (let at = reader.dataOffset; at < file.byteLength; ) {
+    const len = file.readUInt32BE(at)
+    out.push(file.subarray(at + 4, at + 4 + len))
+    at += 4 + len
+  }
+  return out
+}
 import type { CachedStream } from '../stream/cache.ts'
 import { STREAM_T0_MS } from '../stream/plan.ts'
 
@@ -97,27 +112,24 @@ export async function startBenchServers(stream: CachedStream): Promise<BenchServ
     wss.handleUpgrade(req, socket, head, (ws) => void serveFrames(ws, url.searchParams.get('cursor')))
   })
 
+  // the whole recording in memory, indexed, so sending costs no disk read or copy per frame and the
+  // server can outrun the fastest consumer (a relay's outbox is in memory too)
+  const frames = await loadFrames(stream.capturePath)
+
   /** Sends every frame after the cursor (seq = index + 1 in a bench stream), then stays open like a relay. */
   async function serveFrames(ws: WebSocket, cursorParam: string | null): Promise<void> {
     const cursor = cursorParam ? Number(cursorParam) : 0
     let open = true
     ws.on('close', () => (open = false))
     ws.on('error', () => (open = false))
-    const reader = await openCapture(stream.capturePath)
-    try {
-      for await (const f of reader.frames()) {
-        if (!open) break
-        if (f.index + 1 <= cursor) continue
-        if (ws.bufferedAmount > HIGH_WATER) {
-          // wait until the socket takes this frame: the client is behind
-          await new Promise<void>((resolve) => ws.send(f.bytes, () => resolve()))
-        } else {
-          ws.send(f.bytes)
-        }
-        sent++
+    for (let i = Math.max(0, cursor); i < frames.length && open; i++) {
+      if (ws.bufferedAmount > HIGH_WATER) {
+        // wait until the socket takes this frame: the client is behind
+        await new Promise<void>((resolve) => ws.send(frames[i]!, () => resolve()))
+      } else {
+        ws.send(frames[i]!)
       }
-    } finally {
-      await reader.close()
+      sent++
     }
   }
 

@@ -2,7 +2,7 @@
  * Frame decoding for `com.atproto.sync.subscribeRepos`: a frame is two concatenated DAG-CBOR
  * objects, a header `{op, t}` and a body. Decoding checks shape only; nothing here is about trust.
  */
-import { decodeFirst } from '@atcute/cbor'
+import { CidLinkWrapper, decodeFirst } from '@atcute/cbor'
 import { LIMITS } from './limits.ts'
 import type { Frame, RepoOp, StreamEvent } from './events.ts'
 
@@ -158,3 +158,47 @@ function opsOf(v: unknown): RepoOp[] {
     }
   })
 }
+
+/** What the pass-through decision needs from a #commit: no CID is turned into a string, no op built. */
+export interface CommitPeek {
+  seq: number
+  repo: string
+  time: string
+  /** the ops' `collection/rkey` paths */
+  paths: string[]
+}
+
+/**
+ * Reads a #commit frame without building its event: the same checks as `decodeFrame` (so a frame
+ * accepted here decodes there too), but no CID is turned into a string and no op object is built —
+ * an out-of-scope commit is passed over at a fraction of a full decode (the bench measures both).
+ * Returns null for anything else — another type, or a frame that is not well formed — which
+ * `decodeFrame` then handles (and reports) as usual.
+ */
+export function peekCommit(bytes: Uint8Array, maxFrameBytes: number = LIMITS.maxFrameBytes): CommitPeek | null {
+  if (bytes.byteLength > maxFrameBytes) return null
+  try {
+    const [header, rest] = decodeFirst(bytes)
+    if (!isMap(header) || header.op !== 1 || header.t !== '#commit' || rest.byteLength === 0) return null
+    const [body, trailing] = decodeFirst(rest)
+    if (trailing.byteLength !== 0 || !isMap(body)) return null
+    const { seq, repo, rev, since, commit, blocks, ops, prevData, time } = body
+    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) return null
+    if (typeof repo !== 'string' || typeof rev !== 'string' || typeof time !== 'string') return null
+    if ((since != null && typeof since !== 'string') || !isLink(commit) || (prevData != null && !isLink(prevData))) return null
+    if (!(isMap(blocks) && blocks.buf instanceof Uint8Array) || !Array.isArray(ops)) return null
+    const paths: string[] = []
+    for (const op of ops) {
+      if (!isMap(op) || typeof op.path !== 'string') return null
+      if (op.action !== 'create' && op.action !== 'update' && op.action !== 'delete') return null
+      if ((op.cid != null && !isLink(op.cid)) || (op.prev != null && !isLink(op.prev))) return null
+      paths.push(op.path)
+    }
+    return { seq, repo, time, paths }
+  } catch {
+    return null
+  }
+}
+
+/** A CID link as `link()` accepts it, without encoding the CID as a string. */
+const isLink = (v: unknown): boolean => v instanceof CidLinkWrapper || (isMap(v) && typeof v.$link === 'string')

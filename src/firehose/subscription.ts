@@ -35,8 +35,14 @@ export interface SubscriptionOptions {
   service: string
   /** asked at every (re)connect; a number is sent as `?cursor=N`, undefined = live tail */
   getCursor: () => number | undefined | Promise<number | undefined>
-  /** awaited; the socket is paused while it is pending. A throw rejects `runSubscription`. */
+  /** awaited when it returns a promise; the socket is paused while it is pending. A throw rejects `runSubscription`. */
   onFrame: (frame: Frame, bytes: Uint8Array) => void | Promise<void>
+  /**
+   * Asked first, with the raw bytes: true = the consumer has taken the frame as it is (nothing to
+   * decode or wait for — an out-of-scope commit), so `onFrame` is not called. A throw rejects
+   * `runSubscription` like one from `onFrame`.
+   */
+  passThrough?: (bytes: Uint8Array) => boolean
   onState?: (s: ConnectionState) => void
   /** an undecodable frame (the connection is then dropped and re-opened from the cursor) */
   onBadFrame?: (err: FrameDecodeError) => void
@@ -235,13 +241,21 @@ function runConnection(url: string, opts: SubscriptionOptions): Promise<Connecti
       if (stallTimer) clearTimeout(stallTimer)
       stallTimer = undefined
       if (!stallOn || ended || closed !== undefined) return
-      stallTimer = setTimeout(() => {
-        stallTimer = undefined
-        if (busy || ended) return // a slow consumer is not a silent wire
-        const silentMs = Date.now() - lastMessageAt
-        opts.onState?.({ state: 'stalled', silentMs })
-        end({ kind: 'reconnect', reason: `stalled: no message for ${silentMs} ms` })
-      }, stallMs)
+      stallTimer = setTimeout(checkStall, stallMs)
+    }
+
+    // frames handled synchronously do not re-arm the timer one by one: when it fires, the time since
+    // the last message decides whether the wire is silent or the check is simply due again later
+    const checkStall = () => {
+      stallTimer = undefined
+      if (busy || ended || closed !== undefined) return // a slow consumer is not a silent wire
+      const silentMs = Date.now() - lastMessageAt
+      if (silentMs < stallMs) {
+        stallTimer = setTimeout(checkStall, stallMs - silentMs)
+        return
+      }
+      opts.onState?.({ state: 'stalled', silentMs })
+      end({ kind: 'reconnect', reason: `stalled: no message for ${silentMs} ms` })
     }
 
     /** Decide the outcome (first one wins) and drop the socket. */
@@ -293,8 +307,7 @@ function runConnection(url: string, opts: SubscriptionOptions): Promise<Connecti
         return
       }
       queue.push(toBytes(data))
-      if (!ws.isPaused) ws.pause()
-      void pump()
+      if (!busy) pump()
     })
 
     ws.on('error', (err: Error & { code?: string }) => {
@@ -321,44 +334,79 @@ function runConnection(url: string, opts: SubscriptionOptions): Promise<Connecti
       maybeSettle()
     })
 
-    async function pump() {
-      if (busy) return
+    /**
+     * Hands queued frames to the consumer in order. A frame the consumer takes synchronously costs no
+     * pause and no await; when it returns a promise the socket is paused until it settles, and the
+     * next frames wait in the queue.
+     */
+    function pump(): void {
       busy = true
-      try {
-        while (!ended && queue.length > 0) {
-          const bytes = queue.shift()!
-          let frame: Frame
+      while (!ended && queue.length > 0) {
+        const bytes = queue.shift()!
+        if (opts.passThrough) {
+          let taken: boolean
           try {
-            frame = decodeFrame(bytes, { maxFrameBytes })
-          } catch (err) {
-            const e = err instanceof FrameDecodeError ? err : new FrameDecodeError('bad-cbor', String(err), { cause: err })
-            end({ kind: 'bad-frame', err: e })
-            break
-          }
-          if (frame.kind === 'error') {
-            if (frame.error === 'FutureCursor') end({ kind: 'future-cursor', message: frame.message })
-            else end({ kind: 'reconnect', reason: `error frame ${frame.error}${frame.message ? `: ${frame.message}` : ''}` })
-            break
-          }
-          try {
-            await opts.onFrame(frame, bytes)
+            taken = opts.passThrough(bytes)
           } catch (err) {
             end({ kind: 'consumer-error', err })
             break
           }
-          delivered++
+          if (taken) {
+            delivered++
+            continue
+          }
         }
-      } finally {
-        busy = false
+        let frame: Frame
+        try {
+          frame = decodeFrame(bytes, { maxFrameBytes })
+        } catch (err) {
+          const e = err instanceof FrameDecodeError ? err : new FrameDecodeError('bad-cbor', String(err), { cause: err })
+          end({ kind: 'bad-frame', err: e })
+          break
+        }
+        if (frame.kind === 'error') {
+          if (frame.error === 'FutureCursor') end({ kind: 'future-cursor', message: frame.message })
+          else end({ kind: 'reconnect', reason: `error frame ${frame.error}${frame.message ? `: ${frame.message}` : ''}` })
+          break
+        }
+        let pending: void | Promise<void>
+        try {
+          pending = opts.onFrame(frame, bytes)
+        } catch (err) {
+          end({ kind: 'consumer-error', err })
+          break
+        }
+        if (pending && typeof pending.then === 'function') {
+          // the consumer is working: stop reading until it is done
+          if (!ws.isPaused) ws.pause()
+          pending.then(
+            () => {
+              delivered++
+              pump()
+            },
+            (err: unknown) => {
+              end({ kind: 'consumer-error', err })
+              busy = false
+              maybeSettle()
+            },
+          )
+          return
+        }
+        delivered++
       }
+      busy = false
       if (ended || closed !== undefined) {
         maybeSettle()
         return
       }
-      // caught up: read again
-      if (ws.isPaused) ws.resume()
-      lastMessageAt = Date.now()
-      armStall()
+      // caught up: read again; the silence counts from now
+      if (ws.isPaused) {
+        ws.resume()
+        lastMessageAt = Date.now()
+        armStall()
+      } else if (!stallTimer) {
+        armStall()
+      }
     }
   })
 }

@@ -7,7 +7,7 @@
  * finished, so a crash never skips an event; re-delivered events are no-ops (seq or rev ≤ stored).
  */
 import type { AccountEvent, CommitEvent, Frame, IdentityEvent, InfoEvent, RepoEvent, SyncEvent } from '../firehose/events.ts'
-import type { FrameErrorCode } from '../firehose/frames.ts'
+import { peekCommit, type CommitPeek, type FrameErrorCode } from '../firehose/frames.ts'
 import { eventDid } from '../firehose/events.ts'
 import { checkChain, type RepoHead } from '../verify/chain.ts'
 import { readCommitBlock, verifyCommit, verifyCommitSignature, type VerifiedCommit } from '../verify/commit.ts'
@@ -92,6 +92,12 @@ export class MirrorFatalError extends Error {
 }
 
 export interface Mirror {
+  /**
+   * Takes an out-of-scope #commit of a repo the mirror does not track straight from the raw bytes
+   * (no decode, no queue, no wait) and returns what it read; null = not such a frame (or past
+   * `maxSeq`): decode it and use `handleFrame`.
+   */
+  passThrough(bytes: Uint8Array, maxSeq?: number): CommitPeek | null
   /** Feeds one decoded frame; resolves when the mirror can take the next (backpressure). */
   handleFrame(frame: Frame): Promise<void>
   /** Counts a frame that did not decode (it has no trustworthy seq: nothing else is recorded). */
@@ -154,6 +160,8 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   const upstreamHttp = httpBase(service)
 
   const repos = new Map<string, RepoMemo>()
+  // DIDs without a row (every repo enters through adopt()): passing over their commits costs no query
+  const untracked = new Set<string>()
   const tails = new Map<string, Promise<void>>()
   const inflight = new Set<number>()
   /** events queued or running per repo (bounded by maxInFlightPerRepo) */
@@ -301,8 +309,13 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   function memo(did: string): RepoMemo | undefined {
     let m = repos.get(did)
     if (m) return m
+    if (untracked.has(did)) return undefined
     const row = getRepo(db, did)
-    if (!row) return undefined
+    if (!row) {
+      if (untracked.size >= UNTRACKED_MAX) untracked.clear()
+      untracked.add(did)
+      return undefined
+    }
     const id = getIdentity(db, did)
     m = {
       did,
@@ -332,6 +345,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   }
 
   function adopt(m: RepoMemo): RepoMemo {
+    untracked.delete(m.did)
     repos.set(m.did, m)
     queueWrite((d) => setRepoState(d, m.did, 'desynchronized', 'first sight'))
     return m
@@ -1050,6 +1064,24 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   const full = (did: string): boolean =>
     inflight.size >= config.maxInFlight || inflightBytes >= config.maxInFlightBytes || (depth.get(did) ?? 0) >= config.maxInFlightPerRepo
 
+  function passThrough(bytes: Uint8Array, maxSeq?: number): CommitPeek | null {
+    if (fatal || stopping) return null
+    const p = peekCommit(bytes)
+    if (!p || p.seq <= lastSeq || (maxSeq !== undefined && p.seq > maxSeq) || tails.has(p.repo)) return null
+    for (const path of p.paths) if (inScope(path.slice(0, path.indexOf('/')))) return null
+    if (memo(p.repo)) return null
+    // what handleFrame and onCommit would do for it, without the queue
+    st.received++
+    count('events.commit')
+    lastSeq = p.seq
+    st.lastSeq = p.seq
+    st.passthrough++
+    count('frames.passthrough')
+    inflight.add(p.seq)
+    finishSeq(p.seq)
+    return p
+  }
+
   async function handleFrame(frame: Frame): Promise<void> {
     if (fatal) throw fatal
     if (stopping) return // not taken: the cursor stays below it
@@ -1106,6 +1138,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
 
   return {
     service,
+    passThrough,
     handleFrame,
     badFrame(code) {
       st.badFrames++
@@ -1136,6 +1169,9 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     },
   }
 }
+
+/** DIDs remembered as untracked before the set starts over (bounds memory on a network of millions) */
+const UNTRACKED_MAX = 500_000
 
 const KNOWN_INFO = new Set(['OutdatedCursor'])
 const KNOWN_ERRORS = new Set(['FutureCursor', 'ConsumerTooSlow'])

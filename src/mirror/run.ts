@@ -135,6 +135,18 @@ export async function runMirror(config: MirrorConfig, opts: RunOptions = {}): Pr
     }
   }
 
+  const passThrough = (bytes: Uint8Array): boolean => {
+    const p = mirror.passThrough(bytes, config.stopAtSeq)
+    if (!p) return false
+    lastFrameAt = Date.now()
+    clock.saw(p.seq, p.time)
+    if (config.stopAtSeq !== undefined && p.seq >= config.stopAtSeq) {
+      stoppedBy = 'to'
+      stop.abort()
+    }
+    return true
+  }
+
   try {
     if (config.captureFile !== undefined) {
       // the same pipeline as the network, fed from a file: one frame at a time, awaited
@@ -154,6 +166,8 @@ export async function runMirror(config: MirrorConfig, opts: RunOptions = {}): Pr
           report(false) // a connection change is news: say it now, not at the next tick
         },
         onBadFrame: (err) => mirror.badFrame(err.code),
+        // out-of-scope commits of untracked repos, taken from the raw bytes (not when recording: every frame is written)
+        passThrough: recorder ? undefined : passThrough,
         onFrame,
       })
     }
