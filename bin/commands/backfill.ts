@@ -10,6 +10,7 @@ import { createMirror, type Mirror } from '../../src/mirror/mirror.ts'
 import { openDb } from '../../src/store/db.ts'
 import { listRepos } from '../../src/store/repos.ts'
 import { COMMON, didFlag, NETWORK, networkConfig, parse, UsageError } from '../args.ts'
+import { progressWriter } from '../progress.ts'
 
 export function backfillProgressLine(p: BackfillProgress): string {
   const eta = p.etaSec === null ? '-' : p.etaSec > 90 ? `${Math.round(p.etaSec / 60)} min` : `${p.etaSec} s`
@@ -32,15 +33,8 @@ export async function backfillInto(
   json: boolean,
   signal?: AbortSignal,
 ): Promise<BackfillReport> {
-  const tty = process.stderr.isTTY && !json
-  let last = 0
-  const line = (text: string, final: boolean) => {
-    if (tty) process.stderr.write(`\r\x1b[2K${text}${final ? '\n' : ''}`)
-    else if (final || Date.now() - last > 2000) {
-      last = Date.now()
-      process.stderr.write(text + '\n')
-    }
-  }
+  const write = progressWriter({ json, everyMs: 2000 })
+  const line = (text: string, final: boolean) => write(text, { final })
   let targets = dids
   let method: DiscoveryMethod | undefined
   if (targets === null) {

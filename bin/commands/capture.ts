@@ -2,14 +2,10 @@
 import { captureToFile, type CaptureProgress } from '../../src/firehose/capture-run.ts'
 import { checkUrl, DEFAULTS } from '../../src/mirror/config.ts'
 import { COMMON, parse, pick, seqFlag, UsageError } from '../args.ts'
+import { connectionWords, progressWriter } from '../progress.ts'
 
 export function captureProgressLine(p: CaptureProgress): string {
-  const conn =
-    p.connection.state === 'reconnecting'
-      ? `reconnecting in ${(p.connection.inMs / 1000).toFixed(1)} s (${p.connection.reason})`
-      : p.connection.state === 'stalled'
-        ? `stalled ${(p.connection.silentMs / 1000).toFixed(0)} s`
-        : p.connection.state
+  const conn = connectionWords(p.connection)
   const mb = (p.bytes / 1e6).toFixed(1)
   return `${conn} | ${p.framesPerSec.toFixed(0)} frames/s | ${p.frames} frames, ${mb} MB | seq ${p.firstSeq ?? '-'}..${p.lastSeq ?? '-'}${p.duplicates ? ` | ${p.duplicates} re-sent skipped` : ''}`
 }
@@ -35,8 +31,7 @@ export async function captureCommand(argv: string[]): Promise<number> {
   const to = seqFlag('to', values.to as string | undefined)
   if (from !== undefined && to !== undefined && to <= from) throw new UsageError('--to must be greater than --from')
   const json = values.json as boolean
-  const tty = process.stderr.isTTY && !json
-  let lastPrinted = 0
+  const write = progressWriter({ json, everyMs: 5000 })
   const ac = new AbortController()
   const onSignal = () => ac.abort()
   process.once('SIGINT', onSignal)
@@ -51,14 +46,7 @@ export async function captureCommand(argv: string[]): Promise<number> {
       stallMs: seqFlag('stall-ms', values['stall-ms'] as string | undefined),
       overwrite: values.force as boolean,
       signal: ac.signal,
-      onProgress: (p) => {
-        const line = captureProgressLine(p)
-        if (tty) process.stderr.write(`\r\x1b[2K${line}${p.done ? '\n' : ''}`)
-        else if (p.done || Date.now() - lastPrinted > 5000) {
-          lastPrinted = Date.now()
-          process.stderr.write(line + '\n')
-        }
-      },
+      onProgress: (p) => write(captureProgressLine(p), { final: p.done }),
     })
     const summary = {
       out: result.path,

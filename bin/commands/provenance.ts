@@ -4,6 +4,7 @@ import { openDb } from '../../src/store/db.ts'
 import { auditRecord, exportRecordProof, type AuditReport, type RecordAudit, type VersionAudit } from '../../src/mirror/provenance.ts'
 import { verifyStore, type StoreProgress, type StoreVerifyReport } from '../../src/mirror/verify-store.ts'
 import { COMMON, parse, pick, UsageError } from '../args.ts'
+import { progressWriter } from '../progress.ts'
 
 const out = (s: string) => process.stdout.write(s + '\n')
 const dbPath = (flag: unknown) => pick(flag, 'MALFESTIO_DB', './malfestio-mirror.db')
@@ -68,17 +69,10 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   const db = openDb(dbPath(values.db), { mustExist: true })
   let report: StoreVerifyReport
   try {
-    let last = 0
-    const tty = process.stderr.isTTY
+    const write = progressWriter({ json: values.json as boolean, everyMs: 2000, ttyEveryMs: 200 })
     report = await verifyStore(db, {
-      onProgress: (p: StoreProgress) => {
-        const now = Date.now()
-        const end = p.done === p.total
-        if (!end && now - last < (tty ? 200 : 2000)) return
-        last = now
-        const line = `verify: ${p.phase} ${p.done}/${p.total}, ${p.failures} failure${p.failures === 1 ? '' : 's'}`
-        process.stderr.write(tty ? `\r${line}\x1b[K${end ? '\n' : ''}` : line + '\n')
-      },
+      onProgress: (p: StoreProgress) =>
+        write(`verify: ${p.phase} ${p.done}/${p.total}, ${p.failures} failure${p.failures === 1 ? '' : 's'}`, { final: p.done === p.total }),
     })
   } finally {
     db.close()

@@ -11,6 +11,7 @@ import type { Mirror } from '../../src/mirror/mirror.ts'
 import type { RunView } from '../../src/mirror/run.ts'
 import { createLiveMetrics, portFlag, SERVE_FLAGS, serveBanner, startServing } from './serve.ts'
 import { backfillInto } from './backfill.ts'
+import { connectionWords, progressWriter } from '../progress.ts'
 
 function baseConfig(values: Record<string, unknown>, defaultService: string = DEFAULTS.service): MirrorConfig {
   return {
@@ -22,25 +23,14 @@ function baseConfig(values: Record<string, unknown>, defaultService: string = DE
 }
 
 function progressPrinter(json: boolean) {
-  const tty = process.stderr.isTTY
-  let lastPrinted = 0
+  const write = progressWriter({ json, everyMs: 5000 })
   let lastState = ''
   return (p: Progress) => {
     const s = p.stats
-    const conn =
-      p.connection.state === 'reconnecting'
-        ? `reconnecting in ${(p.connection.inMs / 1000).toFixed(1)} s (${p.connection.reason})`
-        : p.connection.state === 'stalled'
-          ? `stalled ${(p.connection.silentMs / 1000).toFixed(0)} s`
-          : p.connection.state
-    const line = `${conn} | ${p.eventsPerSec.toFixed(0)} ev/s | seq ${s.lastSeq ?? '-'} cursor ${s.cursor ?? '-'} | verified ${s.verified} rejected ${s.rejected} stale ${s.stale} out-of-scope ${s.passthrough} | resyncs ${s.resyncs} | in flight ${s.inFlight}${s.identityWaiting ? ` | ${s.identityWaiting} repo(s) waiting for the DID resolver` : ''}`
+    const line = `${connectionWords(p.connection)} | ${p.eventsPerSec.toFixed(0)} ev/s | seq ${s.lastSeq ?? '-'} cursor ${s.cursor ?? '-'} | verified ${s.verified} rejected ${s.rejected} stale ${s.stale} out-of-scope ${s.passthrough} | resyncs ${s.resyncs} | in flight ${s.inFlight}${s.identityWaiting ? ` | ${s.identityWaiting} repo(s) waiting for the DID resolver` : ''}`
     const changed = p.connection.state !== lastState
     lastState = p.connection.state
-    if (tty && !json) process.stderr.write(`\r\x1b[2K${line}${p.done ? '\n' : ''}`)
-    else if (p.done || changed || Date.now() - lastPrinted > 5000) {
-      lastPrinted = Date.now()
-      process.stderr.write(line + '\n')
-    }
+    write(line, { final: p.done, urgent: changed })
   }
 }
 
