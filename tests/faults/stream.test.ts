@@ -78,16 +78,28 @@ describe('a long stream, with faults', () => {
 
   it('kill -9 at ≥ 20 random points during a replay, restarted each time: same database as the reference', async () => {
     const dbPath = `${tmp.dir}/killed.db`
-    // the CLI reaches the PDS through a pass-through proxy, which records the cursor of every connection
-    const proxy = await startRelayProxy({ upstream: net.subscribeUrl, dropEvery: 0 })
+    // the CLI reaches the PDS through a proxy that records the cursor of every connection and paces the
+    // frames (one per 10 ms), so that a replay lasts long enough for its kills to land all along it on
+    // a fast machine as on a slow one
+    const proxy = await startRelayProxy({ upstream: net.subscribeUrl, dropEvery: 0, frameDelayMs: 10 })
     const common = ['--relay', proxy.url, '--plc', net.plcUrl, '--db', dbPath, '--handle-resolver', net.pdsUrl]
-    const stored = () => peek(dbPath, proxy.url)
-    const kills: { at: number; cursorBefore?: number; cursorAfter?: number; command: string }[] = []
+    const stored = () => {
+      try {
+        return peek(dbPath, proxy.url)
+      } catch {
+        return { cursor: undefined, counters: {} } // not created yet
+      }
+    }
+    // Kill points: one random seq in each of KILLS equal slots of the stream. A run is killed a random
+    // 0–200 ms after its stored cursor passed its point (or, when an earlier run already passed it,
+    // after the run stored anything at all): at startup, mid-batch, mid-resync, wherever that falls.
+    const KILLS = 30
+    const points = Array.from({ length: KILLS }, (_, i) => Math.floor(((i + Math.random()) * head) / KILLS))
+    const kills: { cursorBefore?: number; cursorAfter?: number; command: string }[] = []
     let resumed = 0
-    let stuck = 0
     try {
-      for (let round = 0; kills.length < 24; round++) {
-        const before = kills.length ? stored() : { cursor: undefined, counters: {} }
+      for (const point of points) {
+        const before = stored()
         if ((before.cursor ?? -1) >= head) break
         // nothing stored yet: the same replay again; otherwise `sync` resumes from the stored cursor
         const args = before.cursor === undefined ? ['replay', '--from', '0', '--to', String(head), ...common] : ['sync', ...common]
@@ -95,30 +107,26 @@ describe('a long stream, with faults', () => {
         const run = startCli(args)
         let exited = false
         void run.done.then(() => (exited = true))
-        // wait until this run has committed a batch, so the kill lands while it is replaying
         const seen0 = eventsSeen(before.counters)
+        const due = () => {
+          const now = stored()
+          return (now.cursor ?? -1) >= point && eventsSeen(now.counters) > seen0
+        }
         const deadline = Date.now() + 120_000
-        while (!exited && Date.now() < deadline) {
-          await sleep(25)
-          try {
-            if (eventsSeen(stored().counters) > seen0) break
-          } catch {
-            // the database may not exist yet
-          }
+        while (!exited && !due()) {
+          if (Date.now() > deadline) throw new Error(`kill ${kills.length + 1}: the cursor did not pass ${point} in 120 s (cursor ${stored().cursor})`)
+          await sleep(20)
         }
         if (exited) {
           const r = await run.done
           throw new Error(`the CLI exited on its own (code ${r.code}) before kill ${kills.length + 1}: ${r.stderr.slice(-2000)}`)
         }
-        // a run spends its first seconds resyncing the repos it meets first (getRepo); when kills keep
-        // landing before the cursor moves, let the next runs live longer so the kills spread out
-        await sleep(Math.random() * 3000 + Math.min(stuck, 4) * 2000)
+        await sleep(Math.random() * 200)
         run.child.kill('SIGKILL')
         const r = await run.done
         expect(r.signal).toBe('SIGKILL')
         const after = stored()
-        kills.push({ at: round, cursorBefore: before.cursor, cursorAfter: after.cursor, command: args[0]! })
-        stuck = after.cursor === before.cursor ? stuck + 1 : 0
+        kills.push({ cursorBefore: before.cursor, cursorAfter: after.cursor, command: args[0]! })
         if (args[0] === 'sync' && proxy.connections() > connectionsBefore) {
           expect(proxy.cursors[connectionsBefore]).toBe(before.cursor) // resumed from the stored cursor
           resumed++
@@ -126,23 +134,26 @@ describe('a long stream, with faults', () => {
         // the stored cursor never goes back
         if (before.cursor !== undefined) expect(after.cursor!).toBeGreaterThanOrEqual(before.cursor)
       }
-      // the last run: `sync` without --cursor, stopped cleanly once it is at the head
+      // the last run: `sync` without --cursor, stopped cleanly (SIGTERM) once it is connected and at the head
+      const connectionsBefore = proxy.connections()
       const final = startCli(['sync', ...common])
       let finalExited = false
       void final.done.then(() => (finalExited = true))
       const deadline = Date.now() + 600_000
-      while ((stored().cursor ?? -1) < head) {
+      while ((stored().cursor ?? -1) < head || proxy.connections() === connectionsBefore) {
         if (finalExited) throw new Error(`sync exited before reaching seq ${head}: ${(await final.done).stderr.slice(-3000)}`)
         if (Date.now() > deadline) throw new Error(`sync did not reach seq ${head} (cursor ${stored().cursor})`)
         await sleep(100)
       }
+      expect(proxy.cursors[connectionsBefore]).toBe(kills.at(-1)?.cursorAfter) // resumed from the stored cursor
       final.child.kill('SIGTERM')
-      expect((await final.done).code).toBe(0)
+      const end = await final.done
+      expect(end.code, end.stderr.slice(-2000)).toBe(0)
     } finally {
       await proxy.close()
     }
     const during = kills.filter((k) => (k.cursorAfter ?? -1) < head).length
-    console.log(`kill -9: ${kills.length} kills (${during} before the replay reached the head seq ${head}); ${resumed} restarts resumed from the stored cursor; cursors after each kill: ${kills.map((k) => k.cursorAfter ?? '-').join(' ')}`)
+    console.log(`kill -9: ${kills.length} kills (${during} before the replay reached the head seq ${head}); ${resumed} restarts resumed from the stored cursor; kill points ${points.join(' ')}; cursors after each kill: ${kills.map((k) => k.cursorAfter ?? '-').join(' ')}`)
     expect(during).toBeGreaterThanOrEqual(20)
     // spread over the replay, not all at its start
     expect(new Set(kills.map((k) => k.cursorAfter)).size).toBeGreaterThanOrEqual(8)

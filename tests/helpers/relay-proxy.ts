@@ -19,6 +19,8 @@ export interface RelayProxyOptions {
   refuseMs?: number
   /** after this many drops, the next connection goes silent (open, no frames) after `dropEvery / 2` frames */
   stallAfterDrops?: number
+  /** at most one frame per this many ms to each client (a slow relay: a replay that takes a while) */
+  frameDelayMs?: number
 }
 
 export interface RelayProxy {
@@ -56,11 +58,27 @@ export async function startRelayProxy(opts: RelayProxyOptions): Promise<RelayPro
     const stallHere = !stalled && opts.stallAfterDrops !== undefined && drops >= opts.stallAfterDrops
     let sent = 0
     let done = false
+    // frames waiting for their turn when the proxy paces them (frameDelayMs)
+    const paced: Buffer[] = []
+    let pump: NodeJS.Timeout | undefined
     const finish = () => {
       done = true
+      if (pump) clearInterval(pump)
       up.terminate()
     }
     up.on('message', (data: Buffer) => {
+      if (!opts.frameDelayMs) return forward(data)
+      paced.push(data)
+      pump ??= setInterval(() => {
+        const next = paced.shift()
+        if (next) forward(next)
+        if (!paced.length || done) {
+          clearInterval(pump)
+          pump = undefined
+        }
+      }, opts.frameDelayMs)
+    })
+    const forward = (data: Buffer) => {
       if (done || client.readyState !== WebSocket.OPEN) return
       if (stallHere && sent >= Math.floor(opts.dropEvery / 2)) {
         // silent from here on, connection left open: only the client's watchdog can end it
@@ -83,7 +101,7 @@ export async function startRelayProxy(opts: RelayProxyOptions): Promise<RelayPro
         finish()
         if (opts.refuseAfterDrops !== undefined && drops === opts.refuseAfterDrops) void refuseFor(opts.refuseMs ?? 3000)
       }
-    })
+    }
     up.on('error', () => client.terminate())
     up.on('close', () => {
       if (!done) client.close(1011, 'upstream closed')
