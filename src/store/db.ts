@@ -41,23 +41,34 @@ export function openDb(path: string, opts: OpenOptions = {}): Db {
       }
     }
   }
-  let db: Db
-  try {
-    db = new Database(path, { readonly: !!opts.readonly, fileMustExist: !memory })
-    cachePreparedStatements(db)
-    db.pragma('busy_timeout = 5000')
-    if (!opts.readonly) {
-      db.pragma('journal_mode = WAL')
-      db.pragma('synchronous = NORMAL')
-      migrate(db)
-    } else {
-      checkVersion(db)
+  // SQLite answers "database is locked" without waiting for its busy handler in a few moments of a
+  // new WAL database's life (switching to WAL, the first reader meeting the last writer's close):
+  // another process opening the same file then is not an error, so the whole open is tried again
+  const deadline = Date.now() + 15_000
+  for (let attempt = 1; ; attempt++) {
+    let db: Db | undefined
+    try {
+      db = new Database(path, { readonly: !!opts.readonly, fileMustExist: !memory })
+      cachePreparedStatements(db)
+      db.pragma('busy_timeout = 5000')
+      if (!opts.readonly) {
+        db.pragma('journal_mode = WAL')
+        db.pragma('synchronous = NORMAL')
+        migrate(db)
+      } else {
+        checkVersion(db)
+      }
+      return db
+    } catch (err) {
+      db?.close()
+      if (err instanceof StoreOpenError) throw err
+      if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY') && Date.now() < deadline) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20 + Math.random() * 30 * Math.min(attempt, 10))
+        continue
+      }
+      throw new StoreOpenError(`cannot open database ${path}: ${(err as Error).message}`, { cause: err })
     }
-  } catch (err) {
-    if (err instanceof StoreOpenError) throw err
-    throw new StoreOpenError(`cannot open database ${path}: ${(err as Error).message}`, { cause: err })
   }
-  return db
 }
 
 const STATEMENT_CACHE_MAX = 1000
