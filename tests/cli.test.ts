@@ -9,7 +9,7 @@ import { delimiter, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { COMMANDS, main, USAGE } from '../bin/cli.ts'
 import { bodySummary } from '../src/mirror/http-body.ts'
-import { runCli } from './helpers/cli.ts'
+import { runCli } from './helpers/cli-process.ts'
 import { tempDir } from './helpers/mirror.ts'
 
 let tmp: ReturnType<typeof tempDir>

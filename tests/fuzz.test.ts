@@ -3,7 +3,6 @@
 // blocks and frames — through the decoder and the verifier as functions. Each is decoded or refused
 // with a code from a closed list, never a crash; a mutant is accepted only when it proves exactly
 // what an honest frame proves; honest frames still verify after the mutants.
-import { Secp256k1Keypair } from '@atproto/crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { CommitEvent } from '../src/firehose/events.ts'
 import { startDevnet, type Devnet } from './helpers/devnet.ts'
@@ -19,8 +18,7 @@ beforeAll(async () => {
   net = await startDevnet()
   const built = await buildFuzzCorpus(net)
   corpus = built.corpus
-  const stranger = (await Secp256k1Keypair.create()).did()
-  keyOf = (did) => built.keys.get(did) ?? stranger
+  keyOf = built.keyOf
 }, 120_000)
 
 afterAll(async () => {

@@ -2,11 +2,11 @@
  * Forged variants of real #commit events, one lie each, for the fast-vs-reference verdict check.
  * Block hashes stay honest unless the lie is about a hash; a re-encoded commit gets its true CID.
  */
-import { fromUint8Array, writeCarStream } from '@atcute/car'
-import { decode, encode, toBytes } from '@atcute/cbor'
-import { create as createCid, fromString as cidFromString, toString as cidToString } from '@atcute/cid'
+import { fromUint8Array } from '@atcute/car'
+import { toBytes } from '@atcute/cbor'
 import type { CommitEvent } from '../../src/firehose/events.ts'
 import type { Verdict } from './reference-verify.ts'
+import { editCommitBlock, readCarParts, writeCarParts } from '../../tests/helpers/car-parts.ts'
 
 export const TAMPERS = [
   'sig-flip',
@@ -42,41 +42,10 @@ export interface Tampered {
   key?: string
 }
 
-interface CarParts {
-  root: string
-  blocks: Map<string, Uint8Array>
-}
-
-function readParts(bytes: Uint8Array): CarParts {
-  const r = fromUint8Array(bytes)
-  const blocks = new Map<string, Uint8Array>()
-  for (const e of r) blocks.set(cidToString(e.cid), e.bytes)
-  return { root: r.roots[0]!.$link, blocks }
-}
-
-async function writeParts(parts: CarParts): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = []
-  const blocks = [...parts.blocks].map(([cid, data]) => ({ cid: cidFromString(cid).bytes, data }))
-  for await (const c of writeCarStream([{ $link: parts.root }], blocks)) chunks.push(c)
-  return Buffer.concat(chunks)
-}
-
 const HALF_ORDER_CURVES: Record<string, bigint> = {
   // did:key multibase prefixes: zQ3s… secp256k1, zDn… P-256
   zQ3s: 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n,
   zDn: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
-}
-
-async function editCommit(evt: CommitEvent, edit: (commit: Record<string, any>) => void): Promise<CommitEvent> {
-  const parts = readParts(evt.blocks)
-  const commit = decode(parts.blocks.get(parts.root)!) as Record<string, any>
-  edit(commit)
-  const bytes = encode(commit)
-  const cid = cidToString(await createCid(0x71, bytes))
-  parts.blocks.delete(parts.root)
-  parts.blocks.set(cid, bytes)
-  parts.root = cid
-  return { ...evt, commit: cid, blocks: await writeParts(parts) }
 }
 
 /** Applies one lie to `evt`. `otherKey`/`otherDid` belong to another account of the stream. */
@@ -86,7 +55,7 @@ export async function tamper(kind: TamperKind, evt: CommitEvent, signingKey: str
     case 'sig-flip':
       return {
         kind,
-        evt: await editCommit(evt, (c) => {
+        evt: await editCommitBlock(evt, (c) => {
           const sig = new Uint8Array(c.sig.buf)
           sig[10] ^= 0x01
           c.sig = toBytes(sig)
@@ -97,7 +66,7 @@ export async function tamper(kind: TamperKind, evt: CommitEvent, signingKey: str
       if (n === undefined) throw new Error(`unknown key type ${signingKey}`)
       return {
         kind,
-        evt: await editCommit(evt, (c) => {
+        evt: await editCommitBlock(evt, (c) => {
           const sig = new Uint8Array(c.sig.buf)
           const s = BigInt('0x' + Buffer.from(sig.subarray(32)).toString('hex'))
           sig.set(Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex'), 32)
@@ -108,12 +77,12 @@ export async function tamper(kind: TamperKind, evt: CommitEvent, signingKey: str
     case 'wrong-key':
       return { kind, evt, key: other.key }
     case 'record-bytes': {
-      const parts = readParts(evt.blocks)
+      const parts = readCarParts(evt.blocks)
       const target = ops.find((op) => op.cid && parts.blocks.has(op.cid))?.cid ?? [...parts.blocks.keys()].find((c) => c !== parts.root)!
       const bytes = new Uint8Array(parts.blocks.get(target)!)
       bytes[bytes.byteLength - 1] ^= 0x01
       parts.blocks.set(target, bytes)
-      return { kind, evt: { ...evt, blocks: await writeParts(parts) } }
+      return { kind, evt: { ...evt, blocks: await writeCarParts(parts) } }
     }
     case 'op-cid': {
       const op = ops[0]!
@@ -131,11 +100,11 @@ export async function tamper(kind: TamperKind, evt: CommitEvent, signingKey: str
       if (ops.length < 2) return { kind, evt: { ...evt, prevData: evt.commit } }
       return { kind, evt: { ...evt, ops: ops.slice(0, -1) } }
     case 'drop-block': {
-      const parts = readParts(evt.blocks)
+      const parts = readCarParts(evt.blocks)
       const records = new Set(ops.map((op) => op.cid))
       const nodes = [...parts.blocks.keys()].filter((c) => c !== parts.root && !records.has(c))
       if (nodes.length) parts.blocks.delete(nodes[nodes.length - 1]!)
-      return { kind, evt: { ...evt, blocks: await writeParts(parts) } }
+      return { kind, evt: { ...evt, blocks: await writeCarParts(parts) } }
     }
     case 'no-prev': {
       const op = ops[0]!

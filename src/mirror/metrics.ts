@@ -16,8 +16,6 @@ import type { Db } from '../store/db.ts'
 import type { Mirror, MirrorHooks } from './mirror.ts'
 import type { RunView } from './run.ts'
 
-export const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
-
 type CounterKey = 'events' | 'errorFrames' | 'verified' | 'rejections' | 'resyncAttempts' | 'resyncs' | 'other'
 
 /** Where a mirror counter goes: which metric, with which labels. */

@@ -24,17 +24,9 @@ export interface IdentityRow {
   docMismatch: string | null
 }
 
-export interface IdentityInput {
-  did: string
-  handle: string | null
-  handleVerified: boolean
-  signingKey: string | null
-  pds: string | null
-  doc: unknown
-  keySource?: KeySource
-  plcLastOp?: string | null
-  docMismatch?: string | null
-}
+/** What a resolution stores: the row's facts without the bookkeeping (seq, time) the store adds. */
+export type IdentityInput = Pick<IdentityRow, 'did' | 'handle' | 'handleVerified' | 'signingKey' | 'pds' | 'doc'> &
+  Partial<Pick<IdentityRow, 'plcLastOp' | 'docMismatch'>> & { keySource?: KeySource }
 
 export function getIdentity(db: Db, did: string): IdentityRow | undefined {
   const r = db

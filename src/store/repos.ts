@@ -26,12 +26,6 @@ export function getRepo(db: Db, did: string): RepoRow | undefined {
 }
 
 /** Makes sure a row exists (a repo enters scope); does not touch an existing one. */
-export function ensureRepo(db: Db, did: string, state: RepoState, reason: string | null): void {
-  db.prepare(
-    `INSERT INTO repos (did, state, state_reason, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (did) DO NOTHING`,
-  ).run(did, state, reason, nowIso())
-}
-
 export function setRepoHead(db: Db, did: string, head: { rev: string; dataCid: string; headCid: string; seq?: number | null }): void {
   db.prepare(
     `INSERT INTO repos (did, rev, data_cid, head_cid, state, last_seq, updated_at)

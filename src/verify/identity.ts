@@ -18,7 +18,6 @@
  * connection failures, 5xx/429): callers retry later and must NOT reject on it. The other codes are
  * definite answers from the authority.
  */
-import * as dns from 'node:dns/promises'
 import { parseDidKey } from '@atproto/crypto'
 import { HandleResolver, didDocument, getHandle, getKey, getPds } from '@atproto/identity'
 import { normalizeDidKey, PlcLogError, verifyPlcAuditLog, type VerifiedPlcLog } from './plc-log.ts'
@@ -530,18 +529,6 @@ export function defaultHandleResolver(opts: { timeoutMs?: number; backupNameserv
     ...(opts.backupNameservers ? { backupNameservers: opts.backupNameservers } : {}),
   })
   return (handle) => resolver.resolve(handle)
-}
-
-/** DNS-only lookup (`_atproto.<handle>` TXT `did=…`); exported for callers that want no HTTP. */
-export async function dnsHandleLookup(handle: string): Promise<string | undefined> {
-  let records: string[][]
-  try {
-    records = await dns.resolveTxt(`_atproto.${handle}`)
-  } catch {
-    return undefined
-  }
-  const found = records.map((chunks) => chunks.join('')).filter((r) => r.startsWith('did='))
-  return found.length === 1 ? found[0]!.slice(4) : undefined
 }
 
 const normalizeHandle = (handle: string): string | undefined => {

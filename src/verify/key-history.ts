@@ -63,12 +63,6 @@ export function epochAtIdentityEvent(keys: readonly KeyEpoch[], time: string): K
   return found
 }
 
-/** The newest epoch of `keys` whose key is `signingKey` (keys may come back after a rotation). */
-export function epochOfKey(keys: readonly KeyEpoch[], signingKey: string): KeyEpoch | undefined {
-  for (let i = keys.length - 1; i >= 0; i--) if (keys[i]!.signingKey === signingKey) return keys[i]
-  return undefined
-}
-
 /** Distinct keys in order of first appearance (epochs of one key need one signature check). */
 export function distinctKeys(epochs: readonly KeyEpoch[]): KeyEpoch[] {
   const seen = new Set<string>()

@@ -32,6 +32,3 @@ export class VerificationError extends Error {
     this.reason = reason
   }
 }
-
-export const isVerificationError = (err: unknown): err is VerificationError =>
-  err instanceof VerificationError

@@ -4,7 +4,6 @@
 // heap growth; every frame decoded or refused with a code from a closed list; a mutant accepted only
 // when it proves exactly what an honest frame proves; honest frames still verify between mutants.
 // Set FUZZ_RUNS / FUZZ_SEED to change the run (the seed of a failure is printed by fast-check).
-import { Secp256k1Keypair } from '@atproto/crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDevnet, type Devnet } from '../helpers/devnet.ts'
 import { buildFuzzCorpus, runFuzz } from '../helpers/fuzz.ts'
@@ -21,8 +20,7 @@ beforeAll(async () => {
   net = await startDevnet()
   const built = await buildFuzzCorpus(net)
   corpus = built.corpus
-  const stranger = (await Secp256k1Keypair.create()).did()
-  keyOf = (did) => built.keys.get(did) ?? stranger
+  keyOf = built.keyOf
 })
 
 afterAll(async () => {

@@ -14,7 +14,7 @@ import { getCursor } from '../../src/store/cursor.ts'
 import { readCounters } from '../../src/store/counters.ts'
 import { readStatus } from '../../src/store/status.ts'
 import { writeBigStream, type BigStream } from '../helpers/big-stream.ts'
-import { startCli, runCli } from '../helpers/cli.ts'
+import { startCli, runCli } from '../helpers/cli-process.ts'
 import { currentSeq, startDevnet, type Devnet } from '../helpers/devnet.ts'
 import { startFaultyPlc } from '../helpers/faulty-plc.ts'
 import { dbContent, mirrorConfig, mirrorSnapshot, pdsSnapshot, tempDir, type Snapshot } from '../helpers/mirror.ts'
@@ -176,7 +176,7 @@ describe('a long stream, with faults', () => {
     const proxy = await startRelayProxy({ upstream: net.subscribeUrl, dropEvery: 50, refuseAfterDrops: 5, refuseMs: 4000, stallAfterDrops: 10 })
     let r
     try {
-      r = await runCli(['replay', '--from', '0', '--to', String(head), '--stall-ms', '3000', '--relay', proxy.url, '--plc', net.plcUrl, '--db', dbPath, '--handle-resolver', net.pdsUrl])
+      r = await runCli(['replay', '--from', '0', '--to', String(head), '--stall-ms', '3000', '--relay', proxy.url, '--plc', net.plcUrl, '--db', dbPath, '--handle-resolver', net.pdsUrl], { timeoutMs: 600_000 })
     } finally {
       await proxy.close()
     }

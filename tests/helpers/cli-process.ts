@@ -41,8 +41,8 @@ export interface CliProcess {
   child: ChildProcess
   stdout(): string
   stderr(): string
-  /** resolves when the process exits (code null when killed by a signal) */
-  done: Promise<{ code: number | null; stdout: string; stderr: string }>
+  /** resolves when the process exits (code null and the signal's name when killed by a signal) */
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>
 }
 
 /** Starts the CLI in the background (a long-running `sync`, `serve`, `capture`): stop it with a signal. */
@@ -52,8 +52,8 @@ export function startCli(args: string[], opts: { env?: Record<string, string> } 
   let err = ''
   child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')))
   child.stderr!.on('data', (d: Buffer) => (err += d.toString('utf8')))
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('close', (code) => resolve({ code, stdout: out, stderr: err })),
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stdout: out, stderr: err })),
   )
   return { child, stdout: () => out, stderr: () => err, done }
 }

@@ -6,9 +6,8 @@
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { WebSocketServer, WebSocket } from 'ws'
-import { fromUint8Array, writeCarStream } from '@atcute/car'
-import { decode, encode, toBytes } from '@atcute/cbor'
-import { create as createCid, toString as cidToString, fromString as cidFromString, toCidLink } from '@atcute/cid'
+import { toBytes } from '@atcute/cbor'
+import { fromString as cidFromString, toCidLink } from '@atcute/cid'
 import { decodeFrame } from '../../src/firehose/frames.ts'
 import type { CommitEvent, StreamEvent } from '../../src/firehose/events.ts'
 import { encodeEventFrame } from '../../src/firehose/wire.ts'
@@ -68,7 +67,8 @@ export async function startFakeRelay(frames: Uint8Array[]): Promise<FakeRelay> {
   }
 }
 
-function seqOf(frame: Uint8Array): number | undefined {
+/** The seq of a frame, or undefined when it has none or does not decode. */
+export function seqOf(frame: Uint8Array): number | undefined {
   try {
     const f = decodeFrame(frame)
     return f.kind === 'message' && 'seq' in f.event ? f.event.seq : undefined
@@ -85,41 +85,6 @@ export const eventOf = (frame: Uint8Array): StreamEvent => {
 
 export const frameOf = (evt: StreamEvent): Uint8Array => encodeEventFrame(evt)
 
-// ───────────── tampering with real commits ─────────────
-
-export interface CarParts {
-  root: string
-  blocks: Map<string, Uint8Array>
-}
-
-export function readCarParts(bytes: Uint8Array): CarParts {
-  const r = fromUint8Array(bytes)
-  const blocks = new Map<string, Uint8Array>()
-  for (const e of r) blocks.set(cidToString(e.cid), e.bytes)
-  return { root: r.roots[0]!.$link, blocks }
-}
-
-export async function writeCarParts(parts: CarParts): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = []
-  const blocks = [...parts.blocks].map(([cid, data]) => ({ cid: cidFromString(cid).bytes, data }))
-  for await (const c of writeCarStream([{ $link: parts.root }], blocks)) chunks.push(c)
-  return Buffer.concat(chunks)
-}
-
-/**
- * Re-signs nothing: rewrites the commit block with `edit` applied, gives it its honest new CID, and
- * points the event at it — so block hashes stay valid and only what `edit` changed is a lie.
- */
-export async function editCommitBlock(evt: CommitEvent, edit: (commit: Record<string, any>) => void): Promise<CommitEvent> {
-  const parts = readCarParts(evt.blocks)
-  const commit = decode(parts.blocks.get(parts.root)!) as Record<string, any>
-  edit(commit)
-  const bytes = encode(commit)
-  const cid = cidToString(await createCid(0x71, bytes))
-  parts.blocks.delete(parts.root)
-  parts.blocks.set(cid, bytes)
-  parts.root = cid
-  return { ...evt, commit: cid, blocks: await writeCarParts(parts) }
-}
-
+// tampering with real commits
+export { readCarParts, writeCarParts, editCommitBlock, type CarParts } from './car-parts.ts'
 export { toBytes, toCidLink, cidFromString }

@@ -5,6 +5,7 @@
  * VerificationError with a reason from the closed list; anything else thrown is a crash.
  */
 import fc from 'fast-check'
+import { Secp256k1Keypair } from '@atproto/crypto'
 import { decodeFrame, FrameDecodeError, type FrameErrorCode } from '../../src/firehose/frames.ts'
 import { verifyCommit } from '../../src/verify/commit.ts'
 import { verifySync } from '../../src/verify/sync.ts'
@@ -128,9 +129,10 @@ export async function runFuzz(corpus: Corpus, keyOf: (did: string) => string, ru
 /**
  * Real frames off a dev-env PDS for the fuzz to mutate: every Malfestio record type with creates,
  * updates and deletes, other collections, a handle change, a deactivation and reactivation
- * (#identity, #account, #sync). Keys are the ones the PLC directory names.
+ * (#identity, #account, #sync). Keys are the ones the PLC directory names; `keyOf` answers a DID a
+ * mutation invented with a stranger's key (so its commits fail the signature, as they should).
  */
-export async function buildFuzzCorpus(net: Devnet): Promise<{ corpus: Corpus; keys: Map<string, string> }> {
+export async function buildFuzzCorpus(net: Devnet): Promise<{ corpus: Corpus; keys: Map<string, string>; keyOf: (did: string) => string }> {
   const accounts = await createAccounts(net, 2, 'fuzz')
   await seedMalfestio(net, accounts)
   await updateHandle(net, accounts[0]!.did, 'fuzz-renamed.test')
@@ -147,5 +149,6 @@ export async function buildFuzzCorpus(net: Devnet): Promise<{ corpus: Corpus; ke
       for (const o of e.ops) if (o.cid) cids.add(o.cid)
     }
   }
-  return { corpus: { frames, cids: [...cids] }, keys }
+  const stranger = (await Secp256k1Keypair.create()).did()
+  return { corpus: { frames, cids: [...cids] }, keys, keyOf: (did) => keys.get(did) ?? stranger }
 }

@@ -7,7 +7,7 @@
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { WebSocketServer } from 'ws'
-import { decodeFrame } from '../../src/firehose/frames.ts'
+import { seqOf } from './fake-relay.ts'
 
 export type ScriptItem =
   | { frame: Uint8Array }
@@ -71,14 +71,5 @@ export async function startHostileRelay(script: ScriptItem[]): Promise<HostileRe
       for (const c of wss.clients) c.terminate()
       await new Promise<void>((r) => wss.close(() => r()))
     },
-  }
-}
-
-function seqOf(frame: Uint8Array): number | undefined {
-  try {
-    const f = decodeFrame(frame)
-    return f.kind === 'message' && 'seq' in f.event ? f.event.seq : undefined
-  } catch {
-    return undefined
   }
 }
