@@ -291,6 +291,8 @@ describe('decks', () => {
     expect(byUri[refs[2]]).toMatchObject({ status: 'missing', listed: true })
     expect(byUri[foreignCard]).toMatchObject({ status: 'ok', listed: false, claimsDeck: true, verification: { proof: 'verified', author: { did: accounts[3]!.did } } })
     expect(await mirror(`/decks/${accounts[0]!.did}/3aaaaaaaaaaaa`)).toMatchObject({ status: 400, body: { error: 'RecordNotFound' } })
+    // a malformed percent-escape is the client's error (it was a 500)
+    expect(await mirror(`/decks/${accounts[0]!.did}/%E0%A4%A`)).toMatchObject({ status: 400, body: { error: 'InvalidRequest' } })
   })
 })
 

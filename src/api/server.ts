@@ -188,7 +188,7 @@ export function createApiServer(opts: ApiOptions): Server {
     if (path === '/health') return health(url.searchParams, res)
     if (path === '/metrics') return metrics(url.searchParams, res)
     const m = /^\/decks\/([^/]+)\/([^/]+)\/?$/.exec(path)
-    if (m) return deck(decodeURIComponent(m[1]!), decodeURIComponent(m[2]!), res)
+    if (m) return deck(pathPart(m[1]!), pathPart(m[2]!), res)
     throw new XrpcError(404, 'NotFound', `Not Found: ${path}`)
   }
 
@@ -207,6 +207,15 @@ export function createApiServer(opts: ApiOptions): Server {
       json(res, 500, { error: 'InternalServerError', message: e.message })
     })
   })
+}
+
+/** A percent-decoded path segment; a malformed escape is the client's error, not ours. */
+function pathPart(segment: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    throw new XrpcError(400, 'InvalidRequest', `malformed path segment: ${segment}`)
+  }
 }
 
 export interface RunningApi {
