@@ -16,7 +16,6 @@ import {
 } from './helpers/devnet.ts'
 import { runCli, startCli, waitFor } from './helpers/cli-process.ts'
 import { mirrorContent } from './helpers/db-compare.ts'
-import { startLiveMirror } from './helpers/live.ts'
 import { mirrorSnapshot, pdsSnapshot, tempDir } from './helpers/mirror.ts'
 
 const tmp = tempDir('mm-capture-')

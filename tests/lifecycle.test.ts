@@ -1,8 +1,6 @@
 // The whole life of a repo on a real dev-env PDS + PLC: handle changes, key rotation, #sync,
 // deactivation, takedown, deletion, OutdatedCursor, and backfill of records written before any
 // subscription.
-import { execFile } from 'node:child_process'
-import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BytesWrapper, decode, encode } from '@atcute/cbor'
 import type { CommitEvent } from '../src/firehose/events.ts'
@@ -19,7 +17,6 @@ import { captureFrames, editCommitBlock, eventOf, frameOf, readCarParts, startFa
 import { startLiveMirror } from './helpers/live.ts'
 import { mirrorConfig, mirrorSnapshot, pdsSnapshot, tempDir } from './helpers/mirror.ts'
 
-const run = promisify(execFile)
 
 let net: Devnet
 let tmp: ReturnType<typeof tempDir>

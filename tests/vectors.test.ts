@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import * as atcrypto from '@atproto/crypto'
-import { MST, MemoryBlockstore, BlockMap } from '@atproto/repo'
+import { MST, MemoryBlockstore } from '@atproto/repo'
 import { parseCid } from '@atproto/lex-data'
 import { verifySignature } from '../src/verify/signature.ts'
 import { invertOps, mstView, toBlockstore } from '../src/verify/mst.ts'

@@ -25,7 +25,6 @@ import {
   type CurrentRecordRow,
   type IdentityHistoryRow,
   type PurgeRow,
-  type VersionAction,
   type VersionRow,
 } from '../store/history.ts'
 import { commitKeyOrigin, getIdentity, keyOrigin } from '../store/identities.ts'
@@ -67,19 +66,9 @@ export type ProofStatus =
   /** a purge tombstone: no commit was ever signed for it */
   | { status: 'none' }
 
-export interface VersionAudit {
-  id: number
-  action: VersionAction
-  cid: string | null
-  prevCid: string | null
-  rev: string | null
-  commitCid: string | null
-  seq: number | null
-  time: string | null
-  signingKey: string | null
-  /** the author's handle as resolved when the version was accepted */
-  handle: string | null
-  handleVerified: boolean | null
+/** A stored version's facts (handle = as resolved when it was accepted), and what the audit adds. */
+export interface VersionAudit
+  extends Pick<VersionRow, 'id' | 'action' | 'cid' | 'prevCid' | 'rev' | 'commitCid' | 'seq' | 'time' | 'signingKey' | 'handle' | 'handleVerified'> {
   /**
    * the signing key was later replaced: the seq / time of the identity change after which the mirror
    * saw another key, and the PLC operation that replaced it (when the DID's log is verified)

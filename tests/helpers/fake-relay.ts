@@ -9,7 +9,7 @@ import { WebSocketServer, WebSocket } from 'ws'
 import { toBytes } from '@atcute/cbor'
 import { fromString as cidFromString, toCidLink } from '@atcute/cid'
 import { decodeFrame } from '../../src/firehose/frames.ts'
-import type { CommitEvent, StreamEvent } from '../../src/firehose/events.ts'
+import type { StreamEvent } from '../../src/firehose/events.ts'
 import { encodeEventFrame } from '../../src/firehose/wire.ts'
 
 /** Reads every frame the upstream has after `cursor`, until it has been quiet for `idleMs`. */
