@@ -38,6 +38,9 @@ if (flag('--help') || flag('-h')) {
   --passes N        passes of the verified pipeline in one process (default 2: the second shows growth)
   --no-peer         skip @atproto/sync's Firehose
   --no-check        skip the fast-vs-reference verdict check over the whole stream
+  --verify-threads N  verification threads of our pipeline (default: the CLI's, cores − 1)
+  --max-in-flight N   events in flight in our pipeline (default: the CLI's)
+  --quick           the verified pipeline only, one pass (no pass-through, in-process, peer or check runs)
   --profile         write CPU profiles of the verified pipeline (node --cpu-prof) under .tmp/bench-prof/
   --regen           rebuild the cached stream`)
   process.exit(0)
@@ -46,7 +49,10 @@ if (flag('--help') || flag('-h')) {
 const json = flag('--json')
 const log = (line: string) => console.error(line)
 const params = parseStreamParams(argv)
-const passes = Math.max(1, num('--passes', 2))
+const quick = flag('--quick')
+const passes = quick ? 1 : Math.max(1, num('--passes', 2))
+const verifyThreads = argv.includes('--verify-threads') ? num('--verify-threads', 0) : undefined
+const maxInFlight = argv.includes('--max-in-flight') ? Math.max(1, num('--max-in-flight', 1)) : undefined
 const profileDir = join(process.cwd(), '.tmp', 'bench-prof')
 const startLoad = loadavg()
 const startedAt = new Date()
@@ -100,13 +106,15 @@ try {
       lastSeq: meta.lastSeq,
       passes,
       workDir,
+      verifyThreads,
+      maxInFlight,
     } satisfies MirrorScenarioInput,
     { onProgress: progress, execArgv: flag('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] },
   )
 
   // ───────────── (a') this pipeline, nothing in scope: pass-through ─────────────
-  log('ours: out-of-scope pass-through over the socket …')
-  const passthrough = await runChild<MirrorScenarioResult>(
+  if (!quick) log('ours: out-of-scope pass-through over the socket …')
+  const passthrough = quick ? null : await runChild<MirrorScenarioResult>(
     scenario('mirror'),
     {
       label: 'passthrough',
@@ -122,14 +130,14 @@ try {
   )
 
   // ───────────── in-process figures (one core, no socket, no SQLite) ─────────────
-  log('ours: in-process decode and verify (one core) …')
-  const inproc = await runChild<InprocResult>(scenario('inproc'), { streamDir: stream.dir, verifySample: 10_000 } satisfies InprocInput, {
+  if (!quick) log('ours: in-process decode and verify (one core) …')
+  const inproc = quick ? null : await runChild<InprocResult>(scenario('inproc'), { streamDir: stream.dir, verifySample: 10_000 } satisfies InprocInput, {
     onProgress: progress,
   })
 
   // ───────────── (b) the peer ─────────────
   let peer: PeerResult | null = null
-  if (!flag('--no-peer')) {
+  if (!flag('--no-peer') && !quick) {
     log('peer: @atproto/sync Firehose (authenticated) over the socket …')
     peer = await runChild<PeerResult>(
       scenario('peer'),
@@ -140,7 +148,7 @@ try {
 
   // ───────────── correctness: fast path vs reference on every frame ─────────────
   let check: CheckResult | null = null
-  if (!flag('--no-check')) {
+  if (!flag('--no-check') && !quick) {
     log('check: fast path vs reference path (@atproto/repo + @atproto/crypto) on every frame, 1 in 10 also tampered …')
     check = await runChild<CheckResult>(scenario('check'), { streamDir: stream.dir, tamperEvery: 10 } satisfies CheckInput, { onProgress: progress })
   }
@@ -148,7 +156,7 @@ try {
   // ───────────── figures ─────────────
   const best = verified.passes.reduce((a, b) => (b.elapsedSec < a.elapsedSec ? b : a))
   const first = verified.passes[0]!
-  const pt = passthrough.passes[0]!
+  const pt = passthrough?.passes[0]
   const verifiedCommitsPerSec = best.verified / best.elapsedSec
   const peerVerifiedCommitsPerSec = peer ? peer.commits / peer.elapsedSec : null
   const figures = {
@@ -179,15 +187,16 @@ try {
     // per CPU-second of the consuming process: steadier than wall time when the machine is busy
     verifiedCommitsPerCpuSec: round(best.verified / best.cpuSec),
     peerVerifiedCommitsPerCpuSec: peer ? round(peer.commits / peer.cpuSec) : null,
-    passthroughFramesPerSec: round(pt.received / pt.elapsedSec),
+    passthroughFramesPerSec: pt ? round(pt.received / pt.elapsedSec) : null,
     endToEndEventsPerSec: round(best.processed / best.elapsedSec),
     peakRssMb: round(Math.max(...verified.passes.map((p) => p.peakRssMb))),
     peakRssMbByPass: verified.passes.map((p) => round(p.peakRssMb)),
-    passthroughPeakRssMb: round(pt.peakRssMb),
+    passthroughPeakRssMb: pt ? round(pt.peakRssMb) : null,
     peerPeakRssMb: peer ? round(peer.peakRssMb) : null,
-    decodeOnlyFramesPerSec: round(inproc.decodeFramesPerSec),
-    passthroughDecodeOnlyFramesPerSec: round(inproc.passthroughFramesPerSec),
-    verifyOnlyCommitsPerSec: round(inproc.verifyCommitsPerSec),
+    decodeOnlyFramesPerSec: inproc ? round(inproc.decodeFramesPerSec) : null,
+    passthroughDecodeOnlyFramesPerSec: inproc ? round(inproc.passthroughFramesPerSec) : null,
+    verifyOnlyCommitsPerSec: inproc ? round(inproc.verifyCommitsPerSec) : null,
+    verifyThreads: verified.verifyThreads,
     passes: verified.passes.map((p) => ({ elapsedSec: round(p.elapsedSec, 1), cpuSec: round(p.cpuSec, 1), verified: p.verified, rejected: p.rejected, peakRssMb: round(p.peakRssMb) })),
     rejected: first.rejected,
     rejections: first.rejections,

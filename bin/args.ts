@@ -24,6 +24,7 @@ export const NETWORK: Options = {
   collections: { type: 'string' },
   'handle-resolver': { type: 'string' },
   'trust-plc-directory': { type: 'boolean' },
+  'verify-threads': { type: 'string' },
 }
 
 /** Parses argv strictly: unknown flags and stray positionals are usage errors. */
@@ -101,6 +102,13 @@ export function seqFlag(name: string, value: string | undefined): number | undef
   return Number(value)
 }
 
+/** A thread count (0 = the main thread only) up to 64; else a usage error. */
+export function threadsFlag(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value) || Number(value) > 64) throw new UsageError(`--verify-threads must be an integer from 0 to 64, got ${value}`)
+  return Number(value)
+}
+
 /** The config every networked command shares: upstream, PLC, database, scope, handle resolver. */
 export function networkConfig(values: Record<string, unknown>, defaultService: string = DEFAULTS.service): MirrorConfig {
   const collections = pick(values.collections, 'MALFESTIO_COLLECTIONS', DEFAULTS.collections.join(','))
@@ -118,6 +126,7 @@ export function networkConfig(values: Record<string, unknown>, defaultService: s
     collections,
     handleResolverUrl: handleResolver ? checkUrl('--handle-resolver', handleResolver, ['http:', 'https:']) : undefined,
     trustPlcDirectory: boolFlag(values['trust-plc-directory'], 'MALFESTIO_TRUST_PLC_DIRECTORY'),
+    verifyThreads: threadsFlag(pick(values['verify-threads'], 'MALFESTIO_VERIFY_THREADS')) ?? DEFAULTS.verifyThreads,
   }
 }
 

@@ -58,15 +58,17 @@ Read the mirror (offline):
               the read API (XRPC getRecord / listRecords / sync.getRecord, /decks, /health, /metrics)
               on a mirror database, beside a sync in another process
 
-Identity flags (sync, replay, backfill, resync):
+Shared flags (sync, replay, backfill, resync):
   --trust-plc-directory     take did:plc keys, handles and PDSes from the directory's document as served;
                             by default they come from each DID's PLC operation log, verified here
   --handle-resolver URL     check handles with this PDS's resolveHandle instead of DNS / HTTPS
+  --verify-threads N        worker threads verifying commits, each DID always on the same one (default: cores − 1,
+                            at least 1; 0 = verify on the main thread)
 
 Defaults: --relay wss://bsky.network  --db ./malfestio-mirror.db  --plc https://plc.directory
           --collections org.stormlightlabs.malfestio.*  --port 2585  --host 127.0.0.1
 Environment: MALFESTIO_RELAY, MALFESTIO_DB, MALFESTIO_PLC, MALFESTIO_COLLECTIONS, MALFESTIO_HANDLE_RESOLVER,
-             MALFESTIO_TRUST_PLC_DIRECTORY (1/true), MALFESTIO_PORT, MALFESTIO_HOST (a flag wins)
+             MALFESTIO_TRUST_PLC_DIRECTORY (1/true), MALFESTIO_VERIFY_THREADS, MALFESTIO_PORT, MALFESTIO_HOST (a flag wins)
 Exit codes: 0 done, 1 run-time failure (one line on stderr), 2 usage error
 `
 

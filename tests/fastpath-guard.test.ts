@@ -15,10 +15,13 @@ import { verifySignature } from '../src/verify/signature.ts'
 import { invertOps, toBlockstore } from '../src/verify/mst.ts'
 import { compareFrame, fastVerdict, inMalfestioScope, newTally, tamperFor, type CompareTally } from '../bench/lib/verdicts.ts'
 import { referenceVerdict } from '../bench/lib/reference-verify.ts'
-import { parseCommitBlock } from '../src/verify/commit.ts'
+import { parseCommitBlock, verifyCommit, type VerifiedCommit } from '../src/verify/commit.ts'
 import { readVerifiedCar } from '../src/verify/car.ts'
 import { CarReader, CarWriter } from '@ipld/car'
-import { TAMPERS } from '../bench/lib/tamper.ts'
+import { tamper, TAMPERS } from '../bench/lib/tamper.ts'
+import { createCommitVerifier, packCommit } from '../src/mirror/verify-pool.ts'
+import { MALFESTIO_COLLECTIONS } from '../src/mirror/config.ts'
+import { VerificationError } from '../src/verify/reasons.ts'
 import { ensureStream, parseStreamParams } from '../bench/stream/generate.ts'
 import type { CachedStream } from '../bench/stream/cache.ts'
 
@@ -71,6 +74,82 @@ describe('fast path = reference path on a generated stream', () => {
       expect(tally.byVerdict[reason], reason).toBeGreaterThan(0)
     }
     expect(TAMPERS.length * 20).toBeLessThanOrEqual(tally.tampered)
+  }, 600_000)
+})
+
+describe('verification threads = the main thread', () => {
+  let stream: CachedStream
+  const events: CommitEvent[] = []
+  beforeAll(async () => {
+    stream = await ensureStream(parseStreamParams(['--commits', '2000']))
+    const reader = await openCapture(stream.capturePath)
+    for await (const f of reader.frames()) {
+      const frame = decodeFrame(f.bytes)
+      if (frame.kind === 'message' && frame.event.type === 'commit') events.push(frame.event)
+    }
+    await reader.close()
+  }, 600_000)
+
+  const verdictOf = (p: Promise<unknown>) =>
+    p.then(
+      (v) => v,
+      (err) => (err instanceof VerificationError ? err.reason : Promise.reject(err)),
+    )
+
+  it('every frame, and a forged variant of every 4th, gets the same result from the threads (same VerifiedCommit, same refusal)', async () => {
+    const keys = new Map(stream.accounts.map((a) => [a.did, a.didKey]))
+    const pool = createCommitVerifier({ threads: 2, collections: MALFESTIO_COLLECTIONS, inScope: inMalfestioScope })
+    const cases: { evt: CommitEvent; key: string }[] = []
+    for (const [i, evt] of events.entries()) {
+      const key = keys.get(evt.repo)!
+      cases.push({ evt, key })
+      const kind = tamperFor(i, 4)
+      if (!kind) continue
+      const other = stream.accounts.find((a) => a.did !== evt.repo && a.keyType === stream.accounts[i % stream.accounts.length]!.keyType)!
+      const forged = await tamper(kind, evt, key, { did: other.did, key: other.didKey })
+      cases.push({ evt: forged.evt, key: forged.key ?? key })
+    }
+    try {
+      // all at once, as the mirror's per-repo queues send them: replies come back out of order
+      const threaded = await Promise.all(cases.map((c) => verdictOf(pool.verify(c.evt, c.key))))
+      const refusals: Record<string, number> = {}
+      let packed = 0
+      for (const [i, c] of cases.entries()) {
+        const here = await verdictOf(verifyCommit(c.evt, c.key, { inScope: inMalfestioScope }))
+        expect(threaded[i], `case ${i} (seq ${c.evt.seq})`).toEqual(here)
+        if (typeof here === 'string') refusals[here] = (refusals[here] ?? 0) + 1
+        // a verified commit crosses as one buffer and offsets, and comes back whole
+        else packed += packCommit(here as VerifiedCommit) ? 1 : 0
+      }
+      expect(Object.keys(refusals).length).toBeGreaterThanOrEqual(5)
+      expect(packed).toBe(threaded.filter((v) => typeof v !== 'string').length)
+      const stats = pool.stats()
+      // both threads did work, nothing fell back to this thread
+      expect(stats.byThread.every((n) => n > 0)).toBe(true)
+      expect(stats.byThread.reduce((a, b) => a + b)).toBe(cases.length)
+      expect([stats.local, stats.threadFailures]).toEqual([0, 0])
+    } finally {
+      await pool.close()
+    }
+  }, 600_000)
+
+  it('a DID always goes to the same thread; jobs still running at close() finish here, none lost', async () => {
+    const keys = new Map(stream.accounts.map((a) => [a.did, a.didKey]))
+    const pool = createCommitVerifier({ threads: 3, collections: MALFESTIO_COLLECTIONS, inScope: inMalfestioScope })
+    const one = events.filter((e) => e.repo === events[0]!.repo).slice(0, 20)
+    await Promise.all(one.map((e) => pool.verify(e, keys.get(e.repo)!)))
+    expect(pool.stats().byThread.filter((n) => n > 0)).toEqual([one.length])
+    const batch = events.slice(0, 400)
+    const running = batch.map((e) => pool.verify(e, keys.get(e.repo)!))
+    await pool.close()
+    const results = await Promise.all(running)
+    expect(results.map((r) => r.cid)).toEqual(batch.map((e) => e.commit))
+    const stats = pool.stats()
+    expect(stats.local).toBeGreaterThan(0)
+    expect(stats.threadFailures).toBe(0)
+    // after close() everything runs here
+    await pool.verify(events[0]!, keys.get(events[0]!.repo)!)
+    expect(pool.stats().local).toBe(stats.local + 1)
   }, 600_000)
 })
 

@@ -158,6 +158,31 @@ describe('identity resolver against dev-env', () => {
     expect(r.stats()).toMatchObject({ calls: 3, fetches: 1, joined: 2 })
   })
 
+  it('fetches at most maxConcurrentFetches DIDs at once; the others wait their turn', async () => {
+    const peakWith = async (limit: number) => {
+      // DIDs with a request open (one DID's document and log may be fetched side by side)
+      const open = new Map<string, number>()
+      let peak = 0
+      const counting: typeof fetch = async (input, init) => {
+        const did = /did:plc:[a-z2-7]+/.exec(decodeURIComponent(String(input)))![0]
+        open.set(did, (open.get(did) ?? 0) + 1)
+        peak = Math.max(peak, open.size)
+        try {
+          return await fetch(input, init)
+        } finally {
+          if (open.get(did) === 1) open.delete(did)
+          else open.set(did, open.get(did)! - 1)
+        }
+      }
+      const r = newResolver({ fetch: counting, verifyPlcLog: true, maxConcurrentFetches: limit })
+      const ids = await Promise.all([alice.did, bob.did, alice.did].map((did) => r.resolve(did)))
+      expect(ids.map((id) => id.did)).toEqual([alice.did, bob.did, alice.did])
+      return peak
+    }
+    expect(await peakWith(1)).toBe(1)
+    expect(await peakWith(4)).toBe(2)
+  })
+
   it('unknown did:plc → did-not-found; tombstoned → did-tombstoned', async () => {
     const r = newResolver()
     expect(await codeOf(r.resolve('did:plc:aaaaaaaaaaaaaaaaaaaaaaaa'))).toBe('did-not-found')

@@ -20,6 +20,10 @@ export interface MirrorScenarioInput {
   lastSeq: number
   passes: number
   workDir: string
+  /** default: the CLI's */
+  verifyThreads?: number
+  /** default: the CLI's */
+  maxInFlight?: number
 }
 
 export interface MirrorPass {
@@ -44,6 +48,7 @@ export interface MirrorPass {
 
 export interface MirrorScenarioResult {
   passes: MirrorPass[]
+  verifyThreads: number
   maxRssMb: number
 }
 
@@ -62,6 +67,8 @@ childMain<MirrorScenarioInput, MirrorScenarioResult>(async (input, progress) => 
       handleResolverUrl: input.http,
       collections: input.collections,
       stopAtSeq: input.lastSeq,
+      verifyThreads: input.verifyThreads ?? DEFAULTS.verifyThreads,
+      maxInFlight: input.maxInFlight ?? DEFAULTS.maxInFlight,
     }
     const rejections: Record<string, number> = {}
     let flushMs = 0
@@ -112,5 +119,5 @@ childMain<MirrorScenarioInput, MirrorScenarioResult>(async (input, progress) => 
     rmSync(dbPath + '-shm', { force: true })
   }
   rss.stop()
-  return { passes, maxRssMb: maxRssMb() }
+  return { passes, maxRssMb: maxRssMb(), verifyThreads: input.verifyThreads ?? DEFAULTS.verifyThreads }
 })

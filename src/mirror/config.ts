@@ -1,3 +1,5 @@
+import { availableParallelism } from 'node:os'
+
 /**
  * Every knob of the mirror in one typed config; the CLI parses flags (and env vars) into it and
  * nothing more.
@@ -54,6 +56,11 @@ export interface MirrorConfig {
    * (--trust-plc-directory). Off by default: keys, handle and PDS come from the verified log.
    */
   trustPlcDirectory: boolean
+  /**
+   * worker threads that verify commits (block hashes, signature, MST proofs, inversion), each DID
+   * always on the same one; 0 = on the main thread. Default: one per core beyond the main thread's.
+   */
+  verifyThreads: number
 }
 
 export const DEFAULTS = {
@@ -73,6 +80,7 @@ export const DEFAULTS = {
   resyncBackoffMs: 30_000,
   maxConcurrentResyncs: 3,
   trustPlcDirectory: false,
+  verifyThreads: Math.max(1, availableParallelism() - 1),
 } satisfies Partial<MirrorConfig>
 
 export const MALFESTIO_COLLECTIONS = [

@@ -10,7 +10,7 @@ import type { AccountEvent, CommitEvent, Frame, IdentityEvent, InfoEvent, RepoEv
 import { peekCommit, type CommitPeek, type FrameErrorCode } from '../firehose/frames.ts'
 import { eventDid } from '../firehose/events.ts'
 import { checkChain, type RepoHead } from '../verify/chain.ts'
-import { readCommitBlock, verifyCommit, verifyCommitSignature, type VerifiedCommit } from '../verify/commit.ts'
+import { readCommitBlock, verifyCommitSignature, type VerifiedCommit } from '../verify/commit.ts'
 import { readVerifiedCar } from '../verify/car.ts'
 import { verifySync, type VerifiedSync } from '../verify/sync.ts'
 import { emptyTreeRoot } from '../verify/mst.ts'
@@ -33,6 +33,7 @@ import { writeQueueDepths, type QueueDepths } from '../store/queues.ts'
 import { collectionMatcher, httpBase, type MirrorConfig } from './config.ts'
 import { fetchRepoCar, fetchRepoStatus, INACTIVE_REPO_ERRORS, RepoFetchError, type UpstreamRepoStatus } from './fetch-repo.ts'
 import { discoverRepos } from './discover.ts'
+import { createCommitVerifier } from './verify-pool.ts'
 
 /** In-memory view of a repo, ahead of the database by the writes still pending in the batch. */
 interface RepoMemo {
@@ -151,6 +152,12 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   const fetchStatus = deps.fetchRepoStatus ?? fetchRepoStatus
   const service = config.service
   const inScope = collectionMatcher(config.collections)
+  const verifier = createCommitVerifier({
+    threads: config.verifyThreads,
+    collections: config.collections,
+    inScope,
+    onThreadFailure: () => count('verify.thread-failures'),
+  })
   const resolver = createIdentityResolver({
     plcUrl: config.plcUrl,
     resolveHandle: config.handleResolverUrl ? pdsHandleResolver(config.handleResolverUrl) : undefined,
@@ -390,9 +397,15 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     }
   }
 
+  // resolutions already compared with the stored row: a cache hit returns the same object, and
+  // re-reading the row (with its document) for every commit cost more than the rest of identity
+  const recorded = new WeakSet<ResolvedIdentity>()
+
   async function resolveOnce(did: string, force: boolean, seq: number | null): Promise<ResolvedIdentity> {
     const id = await resolver.resolve(did, { force })
     count('identity.resolved')
+    if (!force && recorded.has(id)) return id
+    recorded.add(id)
     const prev = getIdentity(db, did)
     const lastOp = id.log?.lastOp.cid ?? null
     const mismatch = id.mismatch?.message ?? null
@@ -627,7 +640,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   }
 
   async function verifyOnce(evt: CommitEvent, key: string): Promise<VerifiedCommit> {
-    return verifyCommit(evt, key, { inScope })
+    return verifier.verify(evt, key)
   }
 
   function acceptedOps(c: VerifiedCommit): AcceptedOp[] {
@@ -1166,6 +1179,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
       clearInterval(depthTimer)
       await drain().catch(() => undefined)
       if (flushTimer) clearTimeout(flushTimer)
+      await verifier.close()
     },
   }
 }

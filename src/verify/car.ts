@@ -1,7 +1,7 @@
 /**
  * CAR reading with every block proven: a block is kept only when its bytes hash to its CID.
  */
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { fromUint8Array } from '@atcute/car'
 import { fromDigest, toString as cidToString, CODEC_DCBOR, HASH_SHA256 } from '@atcute/cid'
 import { VerificationError } from './reasons.ts'
@@ -14,7 +14,8 @@ export interface VerifiedCar {
   blocks: BlockSet
 }
 
-const sha256 = (bytes: Uint8Array): Buffer => createHash('sha256').update(bytes).digest()
+// the one-shot form: no Hash object per block (blocks are small and many)
+const sha256 = (bytes: Uint8Array): Buffer => hash('sha256', bytes, 'buffer')
 
 /**
  * Reads a CAR v1 and checks that every block's bytes hash to its CID (sha-256, DAG-CBOR codec).

@@ -99,8 +99,9 @@ export function verifyCommitSignature(commitBytes: Uint8Array, signingKey: strin
  */
 export function readCommitBlock(evt: CommitEvent): { car: ReturnType<typeof readVerifiedCar>; commitBytes: Uint8Array; commit: SignedCommit } {
   // a copy of just the CAR: the frame may be a slice of a larger socket read, which every block view
-  // (kept until the batch is written) would otherwise keep alive
-  const car = readVerifiedCar(evt.blocks.slice())
+  // (kept until the batch is written) would otherwise keep alive; `new Uint8Array` copies even a
+  // Buffer, whose slice() is a view
+  const car = readVerifiedCar(new Uint8Array(evt.blocks))
   if (car.roots.length !== 1 || car.roots[0] !== evt.commit) {
     throw new VerificationError('car-invalid', `CAR root ${car.roots.join(',') || '(none)'} is not the commit ${evt.commit}`)
   }

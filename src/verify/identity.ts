@@ -128,6 +128,12 @@ export type IdentityResolverOptions = {
   verifyPlcLog?: boolean
   /** Largest audit log accepted (default 4 MiB). */
   maxLogBytes?: number
+  /**
+   * DIDs fetched (and their logs verified) at once; the rest wait their turn (default 16). A mirror
+   * starting on a busy stream meets thousands of new DIDs within a second: unbounded, that was
+   * thousands of requests at the directory at once and hundreds of MB of responses in memory.
+   */
+  maxConcurrentFetches?: number
 }
 
 export type IdentityResolverStats = {
@@ -185,6 +191,21 @@ export function createIdentityResolver(opts: IdentityResolverOptions): IdentityR
 
   const cache = new Map<string, CacheEntry>()
   const inflight = new Map<string, Promise<ResolvedIdentity>>()
+  const maxFetches = Math.max(1, opts.maxConcurrentFetches ?? 16)
+  let fetching = 0
+  const turns: (() => void)[] = []
+  const limited = async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (fetching >= maxFetches) await new Promise<void>((r) => turns.push(r))
+    else fetching++
+    try {
+      return await fn()
+    } finally {
+      // hand the slot straight to the next waiter (the count stays), or give it back
+      const next = turns.shift()
+      if (next) next()
+      else fetching--
+    }
+  }
   const counters = { calls: 0, cacheHits: 0, joined: 0, fetches: 0, evictions: 0, logsVerified: 0, logVerifyMs: 0 }
   const errors: Partial<Record<IdentityErrorCode, number>> = {}
 
@@ -346,7 +367,7 @@ export function createIdentityResolver(opts: IdentityResolverOptions): IdentityR
     // A forced call never joins: an in-flight fetch may have started before the change that made the
     // caller force (a #identity event, a signature that failed with the cached key).
     const gen = ++generation
-    const p = fetchIdentity(did).then(
+    const p = limited(() => fetchIdentity(did)).then(
       (value) => {
         remember(value, gen)
         return value

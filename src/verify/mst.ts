@@ -7,8 +7,6 @@
  * @atproto/repo stays the oracle: the fast-path guard test and the bench compare verdicts frame by frame.
  */
 import { MSTNode, MissingBlockError, NodeStore, NodeWalker, NodeWrangler, MemoryBlockStore, OverlayBlockStore, ReadonlyMemoryBlockStore } from '@atcute/mst'
-import { BlockMap, MemoryBlockstore, MST } from '@atproto/repo'
-import { parseCid } from '@atproto/lex-data'
 import type { BlockSet } from './car.ts'
 
 export interface MstView {
@@ -111,6 +109,8 @@ async function invertFast(store: MstStore, root: string, ops: InvertOp[]): Promi
 }
 
 async function invertReference(blocks: BlockSet, root: string, ops: InvertOp[]): Promise<string> {
+  // loaded on first need: a verification thread that never falls back does not carry the library
+  const [{ BlockMap, MemoryBlockstore, MST }, { parseCid }] = await Promise.all([import('@atproto/repo'), import('@atproto/lex-data')])
   const map = new BlockMap()
   for (const [cid, bytes] of blocks) map.set(parseCid(cid), bytes)
   try {
