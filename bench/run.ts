@@ -188,6 +188,8 @@ try {
     verifiedCommitsPerCpuSec: round(best.verified / best.cpuSec),
     peerVerifiedCommitsPerCpuSec: peer ? round(peer.commits / peer.cpuSec) : null,
     passthroughFramesPerSec: pt ? round(pt.received / pt.elapsedSec) : null,
+    // the pass-through's own CPU (socket reads, decisions, cursor batches), setup included
+    passthroughFramesPerCpuSec: pt ? round(pt.received / pt.cpuSec) : null,
     endToEndEventsPerSec: round(best.processed / best.elapsedSec),
     peakRssMb: round(Math.max(...verified.passes.map((p) => p.peakRssMb))),
     peakRssMbByPass: verified.passes.map((p) => round(p.peakRssMb)),
@@ -234,6 +236,7 @@ function printTable(f: any): void {
     ['verified commits per CPU-second of the process', fmt(f.verifiedCommitsPerCpuSec), fmt(f.peerVerifiedCommitsPerCpuSec)],
     ['end-to-end events/s into SQLite', fmt(f.endToEndEventsPerSec), '–'],
     ['out-of-scope pass-through frames/s (socket)', fmt(f.passthroughFramesPerSec), '–'],
+    ['out-of-scope pass-through frames per CPU-second', fmt(f.passthroughFramesPerCpuSec), '–'],
     ['pass-through decode only, frames/s (1 core)', fmt(f.passthroughDecodeOnlyFramesPerSec), '–'],
     ['full frame decode only, frames/s (1 core)', fmt(f.decodeOnlyFramesPerSec), '–'],
     ['verify only, commits/s (1 core, no socket/SQL)', fmt(f.verifyOnlyCommitsPerSec), '–'],
@@ -252,6 +255,7 @@ function printTable(f: any): void {
       `repos at start ${f.stream.repoRecordsAtStart.min}–${f.stream.repoRecordsAtStart.max} records (median ${f.stream.repoRecordsAtStart.median})`,
   )
   out.push(`machine: ${f.machine.cores} × ${f.machine.cpu}, ${f.machine.memGb} GB, Node ${f.machine.node}, load ${f.machine.loadavgAtStart.join(' ')} → ${f.machine.loadavgAtEnd.join(' ')}`)
+  out.push(`ours: ${f.verifyThreads} verification thread(s) beside the main thread (--verify-threads)`)
   out.push(`rejected by ours: ${f.rejected}${f.peer ? `; peer errors: ${f.peer.errors}${f.peer.completed ? '' : ' (peer did not finish)'}` : ''}`)
   if (f.rejected) out.push(`  our rejections: ${JSON.stringify(f.rejections)}`)
   if (f.peer?.errors) out.push(`  peer errors: ${f.peer.errorSamples.join(' | ')}`)

@@ -105,6 +105,9 @@ describe('usage errors: one line, exit 2', () => {
       [['records', '--collection', 'org.stormlightlabs malfestio.deck'], 'is not an NSID'],
       [['rejections', '--did', 'did:key:zQ3sh'], 'is not a did:plc or did:web'],
       [['rejections', '--reason', 'bad-sig'], '--reason bad-sig is not a reason code (bad-frame, too-big,'],
+      [['sync', '--verify-threads', 'two'], '--verify-threads must be an integer from 0 to 64, got two'],
+      [['replay', '--from', '0', '--verify-threads', '-1'], '--verify-threads'],
+      [['backfill', '--verify-threads', '65'], '--verify-threads must be an integer from 0 to 64, got 65'],
     ]
     for (const [argv, message] of cases) {
       const r = await cli(...argv, '--db', db)
