@@ -62,8 +62,8 @@ Shared flags (sync, replay, backfill, resync):
   --trust-plc-directory     take did:plc keys, handles and PDSes from the directory's document as served;
                             by default they come from each DID's PLC operation log, verified here
   --handle-resolver URL     check handles with this PDS's resolveHandle instead of DNS / HTTPS
-  --verify-threads N        worker threads verifying commits, each DID always on the same one (default: cores − 1,
-                            at least 1; 0 = verify on the main thread)
+  --verify-threads N        worker threads verifying commits, each DID always on the same one (default: cores − 1;
+                            0 = verify on the main thread)
 
 Defaults: --relay wss://bsky.network  --db ./malfestio-mirror.db  --plc https://plc.directory
           --collections org.stormlightlabs.malfestio.*  --port 2585  --host 127.0.0.1

@@ -27,20 +27,28 @@ import type { CachedStream } from '../bench/stream/cache.ts'
 
 const fixture = (p: string) => JSON.parse(readFileSync(new URL(`./fixtures/atproto-interop/${p}`, import.meta.url), 'utf8'))
 
-describe('fast path = reference path on a generated stream', () => {
-  let stream: CachedStream
+/** The bench's 2 000-frame stream (cached under bench/.cache after the first run: same parameters → same bytes), decoded. */
+async function guardStream(): Promise<{ stream: CachedStream; events: CommitEvent[] }> {
+  const stream = await ensureStream(parseStreamParams(['--commits', '2000']))
+  const reader = await openCapture(stream.capturePath)
   const events: CommitEvent[] = []
-
-  beforeAll(async () => {
-    // cached under bench/.cache after the first run (same parameters → same bytes)
-    stream = await ensureStream(parseStreamParams(['--commits', '2000']))
-    const reader = await openCapture(stream.capturePath)
+  try {
     for await (const f of reader.frames()) {
       const frame = decodeFrame(f.bytes)
       if (frame.kind !== 'message' || frame.event.type !== 'commit') throw new Error(`frame ${f.index} is not a #commit`)
       events.push(frame.event)
     }
+  } finally {
     await reader.close()
+  }
+  return { stream, events }
+}
+
+describe('fast path = reference path on a generated stream', () => {
+  let stream: CachedStream
+  let events: CommitEvent[] = []
+  beforeAll(async () => {
+    ;({ stream, events } = await guardStream())
   }, 600_000)
 
   it('the stream looks like the network: mostly K-256, some P-256, creates/updates/deletes, Malfestio and others', () => {
@@ -79,15 +87,9 @@ describe('fast path = reference path on a generated stream', () => {
 
 describe('verification threads = the main thread', () => {
   let stream: CachedStream
-  const events: CommitEvent[] = []
+  let events: CommitEvent[] = []
   beforeAll(async () => {
-    stream = await ensureStream(parseStreamParams(['--commits', '2000']))
-    const reader = await openCapture(stream.capturePath)
-    for await (const f of reader.frames()) {
-      const frame = decodeFrame(f.bytes)
-      if (frame.kind === 'message' && frame.event.type === 'commit') events.push(frame.event)
-    }
-    await reader.close()
+    ;({ stream, events } = await guardStream())
   }, 600_000)
 
   const verdictOf = (p: Promise<unknown>) =>

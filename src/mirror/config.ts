@@ -58,7 +58,8 @@ export interface MirrorConfig {
   trustPlcDirectory: boolean
   /**
    * worker threads that verify commits (block hashes, signature, MST proofs, inversion), each DID
-   * always on the same one; 0 = on the main thread. Default: one per core beyond the main thread's.
+   * always on the same one; 0 = on the main thread. Default: one per core beyond the main thread's
+   * (so none on one core).
    */
   verifyThreads: number
 }
@@ -80,7 +81,8 @@ export const DEFAULTS = {
   resyncBackoffMs: 30_000,
   maxConcurrentResyncs: 3,
   trustPlcDirectory: false,
-  verifyThreads: Math.max(1, availableParallelism() - 1),
+  // on one core a thread would only add the messages: verification stays on the main thread there
+  verifyThreads: availableParallelism() - 1,
 } satisfies Partial<MirrorConfig>
 
 export const MALFESTIO_COLLECTIONS = [
