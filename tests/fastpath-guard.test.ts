@@ -153,6 +153,33 @@ describe('verification threads = the main thread', () => {
     await pool.verify(events[0]!, keys.get(events[0]!.repo)!)
     expect(pool.stats().local).toBe(stats.local + 1)
   }, 600_000)
+
+  it('threads that cannot start: every commit is verified here, none lost, and threads are given up after 3 deaths', async () => {
+    const keys = new Map(stream.accounts.map((a) => [a.did, a.didKey]))
+    const deaths: unknown[] = []
+    const pool = createCommitVerifier({
+      threads: 2,
+      collections: MALFESTIO_COLLECTIONS,
+      inScope: inMalfestioScope,
+      workerUrl: new URL('./helpers/broken-verify-worker.ts', import.meta.url),
+      onThreadFailure: (err) => deaths.push(err),
+    })
+    try {
+      const batch = events.slice(0, 200)
+      const first = await Promise.all(batch.slice(0, 100).map((e) => pool.verify(e, keys.get(e.repo)!)))
+      // one at a time from here: each new thread would die before taking the job
+      for (const e of batch.slice(100)) await pool.verify(e, keys.get(e.repo)!)
+      expect(first.map((r) => r.cid)).toEqual(batch.slice(0, 100).map((e) => e.commit))
+      const stats = pool.stats()
+      expect(stats.byThread).toEqual([0, 0])
+      expect(stats.local).toBe(200)
+      expect(stats.threadFailures).toBe(3)
+      expect(deaths).toHaveLength(3)
+      expect(String((deaths[0] as Error).message)).toContain('this verification thread cannot start')
+    } finally {
+      await pool.close()
+    }
+  }, 600_000)
 })
 
 describe('pass-through peek = full decode', () => {

@@ -11,6 +11,8 @@ import type { CommitEvent } from '../firehose/events.ts'
 import { verifyCommit, type CommitCheckOptions, type SignedCommit, type VerifiedCommit, type VerifiedOp } from '../verify/commit.ts'
 import { VerificationError, type ReasonCode } from '../verify/reasons.ts'
 
+const MAX_THREAD_FAILURES = 3
+
 export interface VerifyWorkerData {
   collections: string[]
 }
@@ -108,6 +110,8 @@ export interface CommitVerifierOptions {
   inScope: CommitCheckOptions['inScope']
   /** a thread died other than by close(); its jobs are verified on the calling thread */
   onThreadFailure?: (err: unknown) => void
+  /** the thread's script (default `verify-worker.ts`; a test gives one that cannot start) */
+  workerUrl?: URL
 }
 
 export function createCommitVerifier(opts: CommitVerifierOptions): CommitVerifier {
@@ -122,10 +126,10 @@ export function createCommitVerifier(opts: CommitVerifierOptions): CommitVerifie
   let closed = false
 
   function start(lane: Lane): Worker {
-    const worker = new Worker(new URL('./verify-worker.ts', import.meta.url), {
+    const worker = new Worker(opts.workerUrl ?? new URL('./verify-worker.ts', import.meta.url), {
       workerData: { collections: opts.collections } satisfies VerifyWorkerData,
     })
-    worker.unref() // referenced only while it holds jobs (see send): an idle pool keeps no process alive
+    worker.unref() // referenced only while it holds jobs (see verify): an idle pool keeps no process alive
     worker.on('message', (reply: VerifyReply) => {
       const p = lane.pending.get(reply.id)
       if (!p) return
@@ -162,7 +166,8 @@ export function createCommitVerifier(opts: CommitVerifierOptions): CommitVerifie
   return {
     threads: lanes.length,
     verify(evt, key) {
-      if (!lanes.length || closed) return local(evt, key)
+      // threads that keep dying (a thread that cannot start, say) are given up: all on this thread
+      if (!lanes.length || closed || threadFailures >= MAX_THREAD_FAILURES) return local(evt, key)
       const lane = laneOf(evt.repo)
       const worker = (lane.worker ??= start(lane))
       // the blocks go over as a buffer of their own, transferred: the frame's buffer stays here
