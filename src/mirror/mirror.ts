@@ -152,6 +152,8 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   const fetchStatus = deps.fetchRepoStatus ?? fetchRepoStatus
   const service = config.service
   const inScope = collectionMatcher(config.collections)
+  /** an op's `collection/rkey` path: whether its collection is mirrored (the pass-through and onCommit ask alike) */
+  const pathInScope = (path: string) => inScope(path.slice(0, path.indexOf('/')))
   const verifier = createCommitVerifier({
     threads: config.verifyThreads,
     collections: config.collections,
@@ -567,7 +569,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     // commits for made-up DIDs leaves rejections, not repos to track and retry forever
     let unknownRepo = false
     if (!m) {
-      if (!evt.ops.some((op) => inScope(op.path.slice(0, op.path.indexOf('/'))))) {
+      if (!evt.ops.some((op) => pathInScope(op.path))) {
         st.passthrough++
         count('frames.passthrough')
         return
@@ -1081,7 +1083,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     if (fatal || stopping) return null
     const p = peekCommit(bytes)
     if (!p || p.seq <= lastSeq || (maxSeq !== undefined && p.seq > maxSeq) || tails.has(p.repo)) return null
-    for (const path of p.paths) if (inScope(path.slice(0, path.indexOf('/')))) return null
+    if (p.paths.some(pathInScope)) return null
     if (memo(p.repo)) return null
     // what handleFrame and onCommit would do for it, without the queue
     st.received++

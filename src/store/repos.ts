@@ -25,7 +25,7 @@ export function getRepo(db: Db, did: string): RepoRow | undefined {
   return r && { ...r, active: r.active === 1 }
 }
 
-/** Makes sure a row exists (a repo enters scope); does not touch an existing one. */
+/** The repo's new signed head (a verified commit followed it): creates the row or moves its head. */
 export function setRepoHead(db: Db, did: string, head: { rev: string; dataCid: string; headCid: string; seq?: number | null }): void {
   db.prepare(
     `INSERT INTO repos (did, rev, data_cid, head_cid, state, last_seq, updated_at)
