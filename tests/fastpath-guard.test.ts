@@ -11,7 +11,7 @@ import { openCapture } from '../src/firehose/capture.ts'
 import fc from 'fast-check'
 import { decodeFrame, peekCommit } from '../src/firehose/frames.ts'
 import type { CommitEvent } from '../src/firehose/events.ts'
-import { verifySignature } from '../src/verify/signature.ts'
+import { secp256k1Engine, verifySignature, verifySignatureNodeCrypto } from '../src/verify/signature.ts'
 import { invertOps, toBlockstore } from '../src/verify/mst.ts'
 import { compareFrame, fastVerdict, inMalfestioScope, newTally, tamperFor, type CompareTally } from '../bench/lib/verdicts.ts'
 import { referenceVerdict } from '../bench/lib/reference-verify.ts'
@@ -231,7 +231,7 @@ describe('pass-through peek = full decode', () => {
 })
 
 describe('fast path = reference path on the interop vectors', () => {
-  it('signature-fixtures.json: node:crypto (low-S enforced) and @atproto/crypto agree on every vector', async () => {
+  it('signature-fixtures.json: both engines (low-S enforced) and @atproto/crypto agree on every vector', async () => {
     const vectors: { messageBase64: string; publicKeyDid: string; signatureBase64: string; validSignature: boolean }[] = fixture('crypto/signature-fixtures.json')
     expect(vectors.length).toBeGreaterThanOrEqual(6)
     for (const v of vectors) {
@@ -239,8 +239,50 @@ describe('fast path = reference path on the interop vectors', () => {
       const sig = Buffer.from(v.signatureBase64, 'base64')
       const reference = await atcrypto.verifySignature(v.publicKeyDid, msg, sig).catch(() => false)
       expect(verifySignature(v.publicKeyDid, msg, sig)).toBe(reference)
+      expect(verifySignatureNodeCrypto(v.publicKeyDid, msg, sig)).toBe(reference)
       expect(reference).toBe(v.validSignature)
     }
+  })
+
+  // libsecp256k1 ships a prebuild for these; elsewhere node:crypto verifies K-256 and this guard
+  // compares node:crypto with itself, so say which engine ran
+  it.runIf(process.platform === 'linux' && process.arch === 'x64')('secp256k1 goes through libsecp256k1 here (the prebuild loads)', () => {
+    expect(secp256k1Engine).toBe('libsecp256k1')
+  })
+
+  it('libsecp256k1, node:crypto and @atproto/crypto agree on honest, high-S, out-of-range and mutated K-256 signatures', async () => {
+    const keys = await Promise.all(Array.from({ length: 4 }, () => atcrypto.Secp256k1Keypair.create()))
+    const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+    const be32 = (x: bigint) => Buffer.from(x.toString(16).padStart(64, '0'), 'hex')
+    const seen = { valid: 0, invalid: 0 }
+    await fc.assert(
+      fc.asyncProperty(
+        fc.nat(keys.length - 1),
+        fc.uint8Array({ minLength: 0, maxLength: 300 }),
+        fc.constantFrom('honest', 'high-s', 's-plus-n', 'r-zero', 'flip', 'other-key', 'truncate'),
+        fc.nat(),
+        async (k, msg, how, at) => {
+          const key = keys[k]!
+          let sig = Buffer.from(await key.sign(msg))
+          const s = BigInt('0x' + sig.subarray(32).toString('hex'))
+          let did = key.did()
+          if (how === 'high-s') sig = Buffer.concat([sig.subarray(0, 32), be32(n - s)])
+          if (how === 's-plus-n' && s + n < 2n ** 256n) sig = Buffer.concat([sig.subarray(0, 32), be32(s + n)])
+          if (how === 'r-zero') sig = Buffer.concat([Buffer.alloc(32), sig.subarray(32)])
+          if (how === 'flip') sig[at % 64] ^= 1 << at % 8
+          if (how === 'other-key') did = keys[(k + 1) % keys.length]!.did()
+          if (how === 'truncate') sig = sig.subarray(0, at % 64)
+          const reference = await atcrypto.verifySignature(did, msg, sig).catch(() => false)
+          expect(verifySignature(did, msg, sig)).toBe(reference)
+          expect(verifySignatureNodeCrypto(did, msg, sig)).toBe(reference)
+          seen[reference ? 'valid' : 'invalid']++
+        },
+      ),
+      { numRuns: 700, seed: 11 },
+    )
+    // both verdicts are exercised, so the agreement says something about each
+    expect(seen.valid).toBeGreaterThan(50)
+    expect(seen.invalid).toBeGreaterThan(300)
   })
 
   it('commit-proof-fixtures.json: the fast inversion and @atproto/repo’s MST agree on the old root', async () => {
