@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, mkdirSync } from 'node:fs'
 import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { MALFESTIO_COLLECTIONS } from '../src/mirror/config.ts'
-import { runChild } from './lib/child.ts'
+import { cliNodeFlags, runChild } from './lib/child.ts'
 import { startBenchServers } from './lib/servers.ts'
 import type { BackfillInput, BackfillResult } from './scenarios/backfill.ts'
 import type { CheckInput, CheckResult } from './scenarios/check.ts'
@@ -74,6 +74,8 @@ const servers = await startBenchServers(stream)
 const workDir = mkdtempSync(join(tmpdir(), 'malfestio-bench-'))
 const progress = (line: string) => log(`  ${line}`)
 const scenario = (name: string) => new URL(`./scenarios/${name}.ts`, import.meta.url)
+// our pipeline runs with the CLI's node flags; the peer with Node's defaults (what each one's users get)
+const ourFlags = cliNodeFlags()
 
 try {
   // ───────────── start database: every repo of the stream backfilled ─────────────
@@ -109,7 +111,7 @@ try {
       verifyThreads,
       maxInFlight,
     } satisfies MirrorScenarioInput,
-    { onProgress: progress, execArgv: flag('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] },
+    { onProgress: progress, execArgv: [...ourFlags, ...(flag('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])] },
   )
 
   // ───────────── (a') this pipeline, nothing in scope: pass-through ─────────────
@@ -126,7 +128,7 @@ try {
       passes: 1,
       workDir,
     } satisfies MirrorScenarioInput,
-    { onProgress: progress },
+    { onProgress: progress, execArgv: ourFlags },
   )
 
   // ───────────── in-process figures (one core, no socket, no SQLite) ─────────────
@@ -199,6 +201,8 @@ try {
     passthroughDecodeOnlyFramesPerSec: inproc ? round(inproc.passthroughFramesPerSec) : null,
     verifyOnlyCommitsPerSec: inproc ? round(inproc.verifyCommitsPerSec) : null,
     verifyThreads: verified.verifyThreads,
+    secp256k1Engine: verified.secp256k1Engine,
+    nodeFlags: ourFlags,
     passes: verified.passes.map((p) => ({ elapsedSec: round(p.elapsedSec, 1), cpuSec: round(p.cpuSec, 1), verified: p.verified, rejected: p.rejected, peakRssMb: round(p.peakRssMb) })),
     rejected: first.rejected,
     rejections: first.rejections,
@@ -255,7 +259,10 @@ function printTable(f: any): void {
       `repos at start ${f.stream.repoRecordsAtStart.min}–${f.stream.repoRecordsAtStart.max} records (median ${f.stream.repoRecordsAtStart.median})`,
   )
   out.push(`machine: ${f.machine.cores} × ${f.machine.cpu}, ${f.machine.memGb} GB, Node ${f.machine.node}, load ${f.machine.loadavgAtStart.join(' ')} → ${f.machine.loadavgAtEnd.join(' ')}`)
-  out.push(`ours: ${f.verifyThreads} verification thread(s) beside the main thread (--verify-threads)`)
+  out.push(
+    `ours: ${f.verifyThreads} verification thread(s) beside the main thread (--verify-threads), secp256k1 through ${f.secp256k1Engine}, ` +
+      `node flags ${f.nodeFlags.join(' ') || '(none)'} (the peer: Node's defaults)`,
+  )
   out.push(`rejected by ours: ${f.rejected}${f.peer ? `; peer errors: ${f.peer.errors}${f.peer.completed ? '' : ' (peer did not finish)'}` : ''}`)
   if (f.rejected) out.push(`  our rejections: ${JSON.stringify(f.rejections)}`)
   if (f.peer?.errors) out.push(`  peer errors: ${f.peer.errorSamples.join(' | ')}`)

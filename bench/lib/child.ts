@@ -4,7 +4,16 @@
  * reports progress lines and one result.
  */
 import { fork } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+
+/** The node flags the CLI runs with (its shebang, `#!/usr/bin/env -S node …`): our scenarios run with them too. */
+export function cliNodeFlags(): string[] {
+  const first = readFileSync(new URL('../../bin/malfestio-mirror.js', import.meta.url), 'utf8').split('\n', 1)[0]!
+  const m = /^#!\/usr\/bin\/env(?: -S)? node(.*)$/.exec(first)
+  if (!m) throw new Error(`bin/malfestio-mirror.js: unexpected shebang ${first}`)
+  return m[1]!.trim().split(/\s+/).filter(Boolean)
+}
 
 type ChildMessage<T> = { type: 'progress'; line: string } | { type: 'result'; result: T } | { type: 'error'; message: string }
 

@@ -7,6 +7,7 @@ import { copyFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { DEFAULTS, type MirrorConfig } from '../../src/mirror/config.ts'
 import { runMirror } from '../../src/mirror/run.ts'
+import { secp256k1Engine, type SignatureEngine } from '../../src/verify/signature.ts'
 import { childMain } from '../lib/child.ts'
 import { maxRssMb, rssKinds, rssMb, sampleRss } from '../lib/rss.ts'
 
@@ -49,6 +50,7 @@ export interface MirrorPass {
 export interface MirrorScenarioResult {
   passes: MirrorPass[]
   verifyThreads: number
+  secp256k1Engine: SignatureEngine
   maxRssMb: number
 }
 
@@ -119,5 +121,5 @@ childMain<MirrorScenarioInput, MirrorScenarioResult>(async (input, progress) => 
     rmSync(dbPath + '-shm', { force: true })
   }
   rss.stop()
-  return { passes, maxRssMb: maxRssMb(), verifyThreads: input.verifyThreads ?? DEFAULTS.verifyThreads }
+  return { passes, maxRssMb: maxRssMb(), verifyThreads: input.verifyThreads ?? DEFAULTS.verifyThreads, secp256k1Engine }
 })
