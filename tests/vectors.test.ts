@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest'
 import * as atcrypto from '@atproto/crypto'
 import { MST, MemoryBlockstore } from '@atproto/repo'
 import { parseCid } from '@atproto/lex-data'
-import { verifySignature } from '../src/verify/signature.ts'
+import { UnsupportedKeyError, verifySignature } from '../src/verify/signature.ts'
+import { base58btc } from 'multiformats/bases/base58'
 import { invertOps, mstView, toBlockstore } from '../src/verify/mst.ts'
 import { tidTimestampMs, isTid } from '../src/verify/tid.ts'
 
@@ -54,8 +55,46 @@ describe('w3c did:key vectors', () => {
         sig[5] ^= 1
         expect(verifySignature(v.publicDidKey, msg, sig)).toBe(false)
       })
+
+      it(`${file}: ${v.publicDidKey.slice(0, 30)}… in its uncompressed form is refused, as @atproto/crypto refuses it`, async () => {
+        const { keyBytes } = atcrypto.parseDidKey(v.publicDidKey) // the uncompressed point
+        const prefix = file.includes('K256') ? atcrypto.SECP256K1_DID_PREFIX : atcrypto.P256_DID_PREFIX
+        const uncompressed = `did:key:${base58btc.encode(Buffer.concat([prefix, keyBytes]))}`
+        expect(() => atcrypto.parseDidKey(uncompressed)).toThrow()
+        expect(() => verifySignature(uncompressed, new Uint8Array(1), new Uint8Array(64))).toThrow(UnsupportedKeyError)
+      })
     }
   }
+})
+
+describe('did:key parsing', () => {
+  const k256 = fixture('crypto/w3c_didkey_K256.json')[0].publicDidKey as string
+  const bytes = () => Buffer.from(base58btc.decode(k256.slice('did:key:'.length)))
+
+  it('a compressed key whose x is not on the curve is unusable, as @atproto/crypto says', () => {
+    const b = bytes()
+    let off = ''
+    // flip bits of x until the point leaves the curve (about half of all x are not on it)
+    for (let i = 0; i < 64 && !off; i++) {
+      const c = Buffer.from(b)
+      c[10 + (i % 20)] ^= 1 << i % 8
+      const k = `did:key:${base58btc.encode(c)}`
+      try {
+        atcrypto.parseDidKey(k)
+      } catch {
+        off = k
+      }
+    }
+    expect(off).not.toBe('')
+    expect(() => verifySignature(off, new Uint8Array(1), new Uint8Array(64))).toThrow(UnsupportedKeyError)
+  })
+
+  it('an unknown multicodec, a wrong prefix or a non-base58 key is unusable', () => {
+    const ed25519 = `did:key:${base58btc.encode(Buffer.concat([Buffer.from([0xed, 0x01]), Buffer.alloc(32, 7)]))}`
+    for (const k of [ed25519, 'did:web:example.com', 'did:key:zNotBase58!!', 'did:key:' + k256.slice(9)]) {
+      expect(() => verifySignature(k, new Uint8Array(1), new Uint8Array(64))).toThrow(UnsupportedKeyError)
+    }
+  })
 })
 
 interface ProofVector {

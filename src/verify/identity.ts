@@ -18,9 +18,9 @@
  * connection failures, 5xx/429): callers retry later and must NOT reject on it. The other codes are
  * definite answers from the authority.
  */
-import { parseDidKey } from '@atproto/crypto'
 import { HandleResolver, didDocument, getHandle, getKey, getPds } from '@atproto/identity'
-import { normalizeDidKey, PlcLogError, verifyPlcAuditLog, type VerifiedPlcLog } from './plc-log.ts'
+import { PlcLogError, verifyPlcAuditLog, type VerifiedPlcLog } from './plc-log.ts'
+import { assertUsableDidKey } from './signature.ts'
 import type { ReasonCode } from './reasons.ts'
 
 export type IdentityErrorCode =
@@ -436,7 +436,7 @@ function compareWithLog(did: string, log: VerifiedPlcLog, doc: PromiseSettledRes
     return { served: {}, fields: ['document'], message: `the PLC directory's document is unusable (${(err as Error).message}); the verified log is live at ${log.lastOp.cid}` }
   }
   const fields: DocMismatch['fields'] = []
-  const servedKey = normalizeDidKey(served.signingKey)
+  const servedKey = served.signingKey
   if (servedKey !== log.signingKey) fields.push('signingKey')
   if ((served.handle ?? null) !== (log.handle ?? null)) fields.push('handle')
   if ((served.pds ?? null) !== (log.pds ?? null)) fields.push('pds')
@@ -471,7 +471,7 @@ export function parseDidDocument(did: string, doc: unknown): Omit<ResolvedIdenti
   }
   if (!signingKey) throw new IdentityError('no-signing-key', did, 'no usable #atproto verification method')
   try {
-    parseDidKey(signingKey) // a key type we can verify with (K-256 / P-256)
+    assertUsableDidKey(signingKey) // a key type we can verify with (K-256 / P-256), and a point on its curve
   } catch (err) {
     throw new IdentityError('no-signing-key', did, `unsupported #atproto key: ${describe(err)}`, { cause: err })
   }

@@ -20,7 +20,6 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import * as plc from '@did-plc/lib'
-import { formatDidKey, parseDidKey } from '@atproto/crypto'
 import { verifySignature } from './signature.ts'
 
 /** How long after an operation a higher-priority rotation key may still nullify it. */
@@ -194,7 +193,7 @@ function summarize(did: string, chain: Accepted[], entries: number, nullified: s
     }
     doc = plc.normalizeOp(a.op)
     const raw = doc.verificationMethods.atproto
-    const key = raw ? normalizeDidKey(raw) : undefined
+    const key = raw || undefined
     if (open && open.signingKey === key) continue
     if (open) open.endedBy = ref(a)
     if (key) keys.push({ index: keys.length, signingKey: key, op: ref(a), endedBy: null })
@@ -206,7 +205,7 @@ function summarize(did: string, chain: Accepted[], entries: number, nullified: s
   return {
     did,
     keys,
-    signingKey: tombstone || !doc?.verificationMethods.atproto ? null : normalizeDidKey(doc.verificationMethods.atproto),
+    signingKey: tombstone || !doc?.verificationMethods.atproto ? null : doc.verificationMethods.atproto,
     ...(handle ? { handle } : {}),
     ...(pds ? { pds } : {}),
     rotationKeys: doc?.rotationKeys ?? [],
@@ -258,16 +257,6 @@ async function signerOf(allowed: string[], op: Op): Promise<string> {
 export async function cidForOp(op: unknown): Promise<string> {
   const bytes = dagCbor.encode(op)
   return CID.create(1, dagCbor.code, await sha256.digest(bytes)).toString()
-}
-
-/** A did:key in its canonical (compressed) form, so keys from logs and documents compare equal. */
-export function normalizeDidKey(key: string): string {
-  try {
-    const { jwtAlg, keyBytes } = parseDidKey(key)
-    return formatDidKey(jwtAlg, keyBytes)
-  } catch {
-    return key
-  }
 }
 
 const isTombstone = (op: Op): op is plc.Tombstone => (op as { type?: string }).type === 'plc_tombstone'

@@ -11,7 +11,13 @@
  */
 import { ECDH, createPublicKey, hash, verify, type KeyObject } from 'node:crypto'
 import { createRequire } from 'node:module'
-import { parseDidKey, P256_JWT_ALG, SECP256K1_JWT_ALG } from '@atproto/crypto'
+import {
+  extractMultikey,
+  extractPrefixedBytes,
+  hasPrefix,
+  P256_DID_PREFIX,
+  SECP256K1_DID_PREFIX,
+} from '@atproto/crypto'
 
 /** The part of the `secp256k1` package's native binding used here. */
 interface Libsecp256k1 {
@@ -40,27 +46,32 @@ export const secp256k1Engine: SignatureEngine = libsecp256k1 ? 'libsecp256k1' : 
 interface Curve {
   name: 'prime256v1' | 'secp256k1'
   jwkCrv: 'P-256' | 'secp256k1'
+  /** the did:key multicodec prefix */
+  prefix: Uint8Array
   halfOrder: bigint
 }
 
-const CURVES: Record<string, Curve> = {
-  [P256_JWT_ALG]: {
+const CURVES: Curve[] = [
+  {
     name: 'prime256v1',
     jwkCrv: 'P-256',
+    prefix: P256_DID_PREFIX,
     halfOrder: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n >> 1n,
   },
-  [SECP256K1_JWT_ALG]: {
+  {
     name: 'secp256k1',
     jwkCrv: 'secp256k1',
+    prefix: SECP256K1_DID_PREFIX,
     halfOrder: 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n >> 1n,
   },
-}
+]
 
 interface PublicKey {
   curve: Curve
-  key: KeyObject
   /** uncompressed SEC1 point (65 bytes): libsecp256k1 parses it without a square root */
-  point: Uint8Array
+  point: Buffer
+  /** built on first use: with libsecp256k1, K-256 keys never need one */
+  keyObject?: KeyObject
 }
 
 const KEY_CACHE_MAX = 50_000
@@ -74,31 +85,59 @@ export class UnsupportedKeyError extends Error {
   }
 }
 
-function loadKey(didKey: string): PublicKey {
-  const hit = keyCache.get(didKey)
-  if (hit) return hit
-  let parsed
+/**
+ * A did:key's curve and its compressed public key (33 bytes). @atproto/crypto's `parseDidKey` reads the
+ * same bytes and then decompresses the point in JavaScript (@noble), which cost more than the
+ * signature checks of a stream's first thousands of DIDs; node:crypto (OpenSSL) does that instead.
+ * Only the compressed form is accepted, as @atproto/crypto does: a usable key has one spelling, so
+ * keys from PLC logs and DID documents compare as strings.
+ * @throws {UnsupportedKeyError}
+ */
+function didKeyBytes(didKey: string): { curve: Curve; bytes: Uint8Array } {
+  let prefixed: Uint8Array
   try {
-    parsed = parseDidKey(didKey)
+    prefixed = extractPrefixedBytes(extractMultikey(didKey))
   } catch (err) {
     throw new UnsupportedKeyError(`not a usable did:key: ${(err as Error).message}`, { cause: err })
   }
-  const curve = CURVES[parsed.jwtAlg]
-  if (!curve) throw new UnsupportedKeyError(`unsupported key algorithm ${parsed.jwtAlg}`)
-  const point = ECDH.convertKey(parsed.keyBytes, curve.name, undefined, undefined, 'uncompressed') as Buffer
-  const key = createPublicKey({
-    key: {
-      kty: 'EC',
-      crv: curve.jwkCrv,
-      x: point.subarray(1, 33).toString('base64url'),
-      y: point.subarray(33, 65).toString('base64url'),
-    },
-    format: 'jwk',
-  })
-  const entry = { curve, key, point }
+  const curve = CURVES.find((c) => hasPrefix(prefixed, c.prefix))
+  if (!curve) throw new UnsupportedKeyError(`unsupported key type in did:key (multicodec 0x${Buffer.from(prefixed.subarray(0, 2)).toString('hex')})`)
+  const bytes = prefixed.subarray(curve.prefix.byteLength)
+  if (bytes.byteLength !== 33) throw new UnsupportedKeyError(`not a usable did:key: ${bytes.byteLength}-byte ${curve.jwkCrv} key (a compressed point has 33)`)
+  return { curve, bytes }
+}
+
+function loadKey(didKey: string): PublicKey {
+  const hit = keyCache.get(didKey)
+  if (hit) return hit
+  const { curve, bytes } = didKeyBytes(didKey)
+  let point: Buffer
+  try {
+    // also proves the bytes are a point on the curve
+    point = ECDH.convertKey(bytes, curve.name, undefined, undefined, 'uncompressed') as Buffer
+  } catch (err) {
+    throw new UnsupportedKeyError(`not a usable did:key: not a ${curve.jwkCrv} public key (${(err as Error).message})`, { cause: err })
+  }
+  const entry: PublicKey = { curve, point }
   if (keyCache.size >= KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value as string)
   keyCache.set(didKey, entry)
   return entry
+}
+
+/**
+ * Throws unless `didKey` is a K-256 or P-256 did:key whose point is on its curve (and caches it).
+ * @throws {UnsupportedKeyError}
+ */
+export function assertUsableDidKey(didKey: string): void {
+  loadKey(didKey)
+}
+
+function keyObjectOf(k: PublicKey): KeyObject {
+  k.keyObject ??= createPublicKey({
+    key: { kty: 'EC', crv: k.curve.jwkCrv, x: k.point.subarray(1, 33).toString('base64url'), y: k.point.subarray(33, 65).toString('base64url') },
+    format: 'jwk',
+  })
+  return k.keyObject
 }
 
 const toBigInt = (bytes: Uint8Array): bigint => BigInt('0x' + Buffer.from(bytes).toString('hex'))
@@ -118,7 +157,8 @@ export function verifySignatureNodeCrypto(didKey: string, data: Uint8Array, sig:
 }
 
 function verifyWith(native: Libsecp256k1 | null, didKey: string, data: Uint8Array, sig: Uint8Array): boolean {
-  const { curve, key, point } = loadKey(didKey)
+  const k = loadKey(didKey)
+  const { curve, point } = k
   if (sig.byteLength !== 64) return false
   if (toBigInt(sig.subarray(32)) > curve.halfOrder) return false
   if (native && curve.name === 'secp256k1') {
@@ -129,5 +169,5 @@ function verifyWith(native: Libsecp256k1 | null, didKey: string, data: Uint8Arra
       return false
     }
   }
-  return verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, sig)
+  return verify('sha256', data, { key: keyObjectOf(k), dsaEncoding: 'ieee-p1363' }, sig)
 }
