@@ -12,6 +12,7 @@ import type { RunView } from '../../src/mirror/run.ts'
 import { createLiveMetrics, portFlag, SERVE_FLAGS, serveBanner, startServing } from './serve.ts'
 import { backfillInto } from './backfill.ts'
 import { connectionWords, progressWriter } from '../progress.ts'
+import { secp256k1EngineFailure } from '../../src/verify/signature.ts'
 
 function baseConfig(values: Record<string, unknown>, defaultService: string = DEFAULTS.service): MirrorConfig {
   return {
@@ -41,6 +42,10 @@ interface ServeFlags {
 }
 
 async function run(config: MirrorConfig, json: boolean, backfill = false, serve?: ServeFlags): Promise<number> {
+  if (secp256k1EngineFailure) {
+    // still correct, but an operator sizing a machine should know
+    process.stderr.write(`warning: libsecp256k1 did not load (${secp256k1EngineFailure}); K-256 signatures are verified with node:crypto, about 6× slower\n`)
+  }
   // the read API first: a port in use fails before anything is mirrored
   let serving: Awaited<ReturnType<typeof startServing>> | undefined
   const metrics = serve ? createLiveMetrics() : undefined

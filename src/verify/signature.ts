@@ -25,23 +25,26 @@ interface Libsecp256k1 {
   ecdsaVerify(sig: Uint8Array, msg32: Uint8Array, publicKey: Uint8Array): boolean
 }
 
-function loadLibsecp256k1(): Libsecp256k1 | null {
-  if (process.env.MALFESTIO_SIGNATURE_ENGINE === 'node:crypto') return null
+function loadLibsecp256k1(): { lib: Libsecp256k1 | null; failure: string | null } {
+  if (process.env.MALFESTIO_SIGNATURE_ENGINE === 'node:crypto') return { lib: null, failure: null }
   try {
     // `secp256k1/bindings` is the native module alone: the package's main entry would fall back to
     // elliptic (pure JS, slower than node:crypto) when the prebuild does not load.
-    return createRequire(import.meta.url)('secp256k1/bindings') as Libsecp256k1
-  } catch {
-    return null
+    return { lib: createRequire(import.meta.url)('secp256k1/bindings') as Libsecp256k1, failure: null }
+  } catch (err) {
+    return { lib: null, failure: (err as Error).message.split('\n', 1)[0]! }
   }
 }
 
-const libsecp256k1 = loadLibsecp256k1()
+const { lib: libsecp256k1, failure: libsecp256k1Failure } = loadLibsecp256k1()
 
 export type SignatureEngine = 'libsecp256k1' | 'node:crypto'
 
 /** The engine that verifies secp256k1 signatures in this process (P-256 is always node:crypto). */
 export const secp256k1Engine: SignatureEngine = libsecp256k1 ? 'libsecp256k1' : 'node:crypto'
+
+/** Why libsecp256k1 is not in use when it was not asked away (MALFESTIO_SIGNATURE_ENGINE), else null. */
+export const secp256k1EngineFailure: string | null = libsecp256k1Failure
 
 interface Curve {
   name: 'prime256v1' | 'secp256k1'
