@@ -1,6 +1,6 @@
 /**
  * Commit verification spread over worker threads. Each DID always goes to the same thread (a hash of
- * the DID picks it), so a repo's key stays in one thread's KeyObject cache; the order of a repo's
+ * the DID picks it), so a repo's key is parsed and cached by one thread only; the order of a repo's
  * commits is the mirror's per-repo queue's to keep (it sends the next only when the last returned).
  *
  * With 0 threads, or for a job whose thread died, `verifyCommit` runs on the calling thread: the

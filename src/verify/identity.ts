@@ -436,17 +436,16 @@ function compareWithLog(did: string, log: VerifiedPlcLog, doc: PromiseSettledRes
     return { served: {}, fields: ['document'], message: `the PLC directory's document is unusable (${(err as Error).message}); the verified log is live at ${log.lastOp.cid}` }
   }
   const fields: DocMismatch['fields'] = []
-  const servedKey = served.signingKey
-  if (servedKey !== log.signingKey) fields.push('signingKey')
+  if (served.signingKey !== log.signingKey) fields.push('signingKey')
   if ((served.handle ?? null) !== (log.handle ?? null)) fields.push('handle')
   if ((served.pds ?? null) !== (log.pds ?? null)) fields.push('pds')
   if (!fields.length) return undefined
   const says = (f: string, a: unknown, b: unknown) => `${f}: document ${String(a ?? '(none)')}, log ${String(b ?? '(none)')}`
   const parts = fields.map((f) =>
-    f === 'signingKey' ? says('key', servedKey, log.signingKey) : f === 'handle' ? says('handle', served.handle, log.handle) : says('pds', served.pds, log.pds),
+    f === 'signingKey' ? says('key', served.signingKey, log.signingKey) : f === 'handle' ? says('handle', served.handle, log.handle) : says('pds', served.pds, log.pds),
   )
   return {
-    served: { signingKey: servedKey, ...(served.handle ? { handle: served.handle } : {}), ...(served.pds ? { pds: served.pds } : {}) },
+    served: { signingKey: served.signingKey, ...(served.handle ? { handle: served.handle } : {}), ...(served.pds ? { pds: served.pds } : {}) },
     fields,
     message: `the PLC directory's document disagrees with the DID's verified operation log (last op ${log.lastOp.cid}): ${parts.join('; ')}`,
   }

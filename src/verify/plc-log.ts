@@ -192,8 +192,7 @@ function summarize(did: string, chain: Accepted[], entries: number, nullified: s
       continue
     }
     doc = plc.normalizeOp(a.op)
-    const raw = doc.verificationMethods.atproto
-    const key = raw || undefined
+    const key = doc.verificationMethods.atproto || undefined
     if (open && open.signingKey === key) continue
     if (open) open.endedBy = ref(a)
     if (key) keys.push({ index: keys.length, signingKey: key, op: ref(a), endedBy: null })
