@@ -203,7 +203,17 @@ try {
     verifyThreads: verified.verifyThreads,
     secp256k1Engine: verified.secp256k1Engine,
     nodeFlags: ourFlags,
-    passes: verified.passes.map((p) => ({ elapsedSec: round(p.elapsedSec, 1), cpuSec: round(p.cpuSec, 1), verified: p.verified, rejected: p.rejected, peakRssMb: round(p.peakRssMb) })),
+    passes: verified.passes.map((p) => ({
+      elapsedSec: round(p.elapsedSec, 1),
+      cpuSec: round(p.cpuSec, 1),
+      flushSec: round(p.flushSec, 1),
+      verified: p.verified,
+      rejected: p.rejected,
+      peakRssMb: round(p.peakRssMb),
+      dbMb: round(p.dbMb),
+      writtenKbPerCommit: p.writtenKbPerCommit === null ? null : round(p.writtenKbPerCommit, 1),
+      writeCallsPerCommit: p.writeCallsPerCommit === null ? null : round(p.writeCallsPerCommit, 1),
+    })),
     rejected: first.rejected,
     rejections: first.rejections,
     peer: peer && {
@@ -245,6 +255,9 @@ function printTable(f: any): void {
     ['full frame decode only, frames/s (1 core)', fmt(f.decodeOnlyFramesPerSec), '–'],
     ['verify only, commits/s (1 core, no socket/SQL)', fmt(f.verifyOnlyCommitsPerSec), '–'],
     ['peak RSS MB (verified run, per pass)', f.peakRssMbByPass.join(' / '), fmt(f.peerPeakRssMb)],
+    ['SQLite batches, s (verified run, per pass)', f.passes.map((p: any) => p.flushSec).join(' / '), '–'],
+    ['KB written per verified commit (per pass)', f.passes.map((p: any) => p.writtenKbPerCommit ?? '–').join(' / '), '–'],
+    ['database MB after the pass', f.passes.map((p: any) => p.dbMb).join(' / '), '–'],
   ]
   const w0 = Math.max(...rows.map((r) => r[0].length))
   const w1 = Math.max(10, ...rows.map((r) => r[1].length))

@@ -13,7 +13,7 @@ import { decodeFrame, peekCommit } from '../src/firehose/frames.ts'
 import type { CommitEvent } from '../src/firehose/events.ts'
 import { secp256k1Engine, verifySignature, verifySignatureNodeCrypto } from '../src/verify/signature.ts'
 import { invertOps, toBlockstore } from '../src/verify/mst.ts'
-import { compareFrame, fastVerdict, inMalfestioScope, newTally, tamperFor, type CompareTally } from '../bench/lib/verdicts.ts'
+import { compareFrame, fastVerdict, inMalfestioScope, malfestioScope, newTally, tamperFor, type CompareTally } from '../bench/lib/verdicts.ts'
 import { referenceVerdict } from '../bench/lib/reference-verify.ts'
 import { parseCommitBlock, verifyCommit, type VerifiedCommit } from '../src/verify/commit.ts'
 import { readVerifiedCar } from '../src/verify/car.ts'
@@ -100,7 +100,7 @@ describe('verification threads = the main thread', () => {
 
   it('every frame, and a forged variant of every 4th, gets the same result from the threads (same VerifiedCommit, same refusal)', async () => {
     const keys = new Map(stream.accounts.map((a) => [a.did, a.didKey]))
-    const pool = createCommitVerifier({ threads: 2, collections: MALFESTIO_COLLECTIONS, inScope: inMalfestioScope })
+    const pool = createCommitVerifier({ threads: 2, collections: MALFESTIO_COLLECTIONS, scope: malfestioScope })
     const cases: { evt: CommitEvent; key: string }[] = []
     for (const [i, evt] of events.entries()) {
       const key = keys.get(evt.repo)!
@@ -117,7 +117,7 @@ describe('verification threads = the main thread', () => {
       const refusals: Record<string, number> = {}
       let packed = 0
       for (const [i, c] of cases.entries()) {
-        const here = await verdictOf(verifyCommit(c.evt, c.key, { inScope: inMalfestioScope }))
+        const here = await verdictOf(verifyCommit(c.evt, c.key, malfestioScope))
         expect(threaded[i], `case ${i} (seq ${c.evt.seq})`).toEqual(here)
         if (typeof here === 'string') refusals[here] = (refusals[here] ?? 0) + 1
         // a verified commit crosses as one buffer and offsets, and comes back whole
@@ -137,7 +137,7 @@ describe('verification threads = the main thread', () => {
 
   it('a DID always goes to the same thread; jobs still running at close() finish here, none lost', async () => {
     const keys = new Map(stream.accounts.map((a) => [a.did, a.didKey]))
-    const pool = createCommitVerifier({ threads: 3, collections: MALFESTIO_COLLECTIONS, inScope: inMalfestioScope })
+    const pool = createCommitVerifier({ threads: 3, collections: MALFESTIO_COLLECTIONS, scope: malfestioScope })
     const one = events.filter((e) => e.repo === events[0]!.repo).slice(0, 20)
     await Promise.all(one.map((e) => pool.verify(e, keys.get(e.repo)!)))
     expect(pool.stats().byThread.filter((n) => n > 0)).toEqual([one.length])
@@ -160,7 +160,7 @@ describe('verification threads = the main thread', () => {
     const pool = createCommitVerifier({
       threads: 2,
       collections: MALFESTIO_COLLECTIONS,
-      inScope: inMalfestioScope,
+      scope: malfestioScope,
       workerUrl: new URL('./helpers/broken-verify-worker.ts', import.meta.url),
       onThreadFailure: (err) => deaths.push(err),
     })

@@ -39,3 +39,14 @@ export function rssKinds(): { anonMb: number; fileMb: number; shmemMb: number } 
     return null
   }
 }
+
+/** Bytes and write() calls this process has issued (Linux /proc/self/io: all files, sockets included), or null. */
+export function ioWrites(): { bytes: number; calls: number } | null {
+  try {
+    const io = readFileSync('/proc/self/io', 'utf8')
+    const n = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(io)?.[1] ?? NaN)
+    return { bytes: n('wchar'), calls: n('syscw') }
+  } catch {
+    return null
+  }
+}

@@ -2,18 +2,20 @@
  * Verdicts of the fast path and the reference path on the same frames, compared one by one.
  */
 import type { CommitEvent } from '../../src/firehose/events.ts'
-import { collectionMatcher, MALFESTIO_COLLECTIONS } from '../../src/mirror/config.ts'
+import { commitScope, MALFESTIO_COLLECTIONS } from '../../src/mirror/config.ts'
 import { verifyCommit } from '../../src/verify/commit.ts'
 import { VerificationError } from '../../src/verify/reasons.ts'
 import { referenceVerdict, type Verdict } from './reference-verify.ts'
 import { EXPECTED, tamper, TAMPERS, type TamperKind } from './tamper.ts'
 
-export const inMalfestioScope = collectionMatcher(MALFESTIO_COLLECTIONS)
+/** the mirror's default scope, as its verification threads build it */
+export const malfestioScope = commitScope(MALFESTIO_COLLECTIONS)
+export const inMalfestioScope = malfestioScope.inScope
 
 /** The fast path's verdict: what the mirror's verifyCommit says. */
 export async function fastVerdict(evt: CommitEvent, key: string): Promise<Verdict> {
   try {
-    await verifyCommit(evt, key, { inScope: inMalfestioScope })
+    await verifyCommit(evt, key, malfestioScope)
     return 'ok'
   } catch (err) {
     if (err instanceof VerificationError) return err.reason

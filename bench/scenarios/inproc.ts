@@ -8,7 +8,7 @@ import { decodeFrame, peekCommit } from '../../src/firehose/frames.ts'
 import { collectionMatcher } from '../../src/mirror/config.ts'
 import { verifyCommit } from '../../src/verify/commit.ts'
 import { childMain } from '../lib/child.ts'
-import { inMalfestioScope } from '../lib/verdicts.ts'
+import { malfestioScope } from '../lib/verdicts.ts'
 import { loadStreamDir } from '../stream/cache.ts'
 
 export interface InprocInput {
@@ -72,7 +72,7 @@ childMain<InprocInput, InprocResult>(async (input, progress) => {
     const t = performance.now()
     const f = decodeFrame(bytes)
     if (f.kind !== 'message' || f.event.type !== 'commit') throw new Error('not a commit')
-    await verifyCommit(f.event, keys.get(f.event.repo)!, { inScope: inMalfestioScope })
+    await verifyCommit(f.event, keys.get(f.event.repo)!, malfestioScope)
     verifyMs += performance.now() - t
     verified++
   })

@@ -9,7 +9,7 @@ import { DEFAULTS, type MirrorConfig } from '../../src/mirror/config.ts'
 import { runMirror } from '../../src/mirror/run.ts'
 import { secp256k1Engine, type SignatureEngine } from '../../src/verify/signature.ts'
 import { childMain } from '../lib/child.ts'
-import { maxRssMb, rssKinds, rssMb, sampleRss } from '../lib/rss.ts'
+import { ioWrites, maxRssMb, rssKinds, rssMb, sampleRss } from '../lib/rss.ts'
 
 export interface MirrorScenarioInput {
   label: string
@@ -45,6 +45,10 @@ export interface MirrorPass {
   peakRssMb: number
   endRssMb: number
   dbMb: number
+  /** bytes this process wrote during the pass (database, WAL, sockets), per verified commit; null off Linux */
+  writtenKbPerCommit: number | null
+  /** write() calls during the pass, per verified commit; null off Linux */
+  writeCallsPerCommit: number | null
 }
 
 export interface MirrorScenarioResult {
@@ -77,6 +81,7 @@ childMain<MirrorScenarioInput, MirrorScenarioResult>(async (input, progress) => 
     rss.reset()
     const t0 = performance.now()
     const c0 = process.cpuUsage()
+    const io0 = ioWrites()
     const { stats } = await runMirror(config, {
       hooks: {
         onFlush: (ms) => {
@@ -99,6 +104,8 @@ childMain<MirrorScenarioInput, MirrorScenarioResult>(async (input, progress) => 
     })
     const elapsedSec = (performance.now() - t0) / 1000
     const cpu = process.cpuUsage(c0)
+    const io1 = ioWrites()
+    const perCommit = (x: number | undefined) => (io0 && io1 && x !== undefined && stats.verified ? x / stats.verified : null)
     passes.push({
       elapsedSec,
       cpuSec: (cpu.user + cpu.system) / 1e6,
@@ -115,6 +122,8 @@ childMain<MirrorScenarioInput, MirrorScenarioResult>(async (input, progress) => 
       peakRssMb: rss.peakMb(),
       endRssMb: rssMb(),
       dbMb: statSync(dbPath).size / 1024 / 1024,
+      writtenKbPerCommit: perCommit(io0 && io1 ? (io1.bytes - io0.bytes) / 1024 : undefined),
+      writeCallsPerCommit: perCommit(io0 && io1 ? io1.calls - io0.calls : undefined),
     })
     rmSync(dbPath, { force: true })
     rmSync(dbPath + '-wal', { force: true })

@@ -1,4 +1,6 @@
 import { availableParallelism } from 'node:os'
+import type { CommitCheckOptions } from '../verify/commit.ts'
+import { scopeKeyRanges } from '../verify/mst.ts'
 
 /**
  * Every knob of the mirror in one typed config; the CLI parses flags (and env vars) into it and
@@ -120,6 +122,11 @@ export function collectionMatcher(patterns: string[]): (collection: string) => b
     else exact.add(p)
   }
   return (c) => exact.has(c) || prefixes.some((p) => c.startsWith(p))
+}
+
+/** What a commit's verification needs of the scope: which collections' records to check, and their MST keys. */
+export function commitScope(patterns: string[]): Required<Pick<CommitCheckOptions, 'inScope' | 'scopeKeys'>> {
+  return { inScope: collectionMatcher(patterns), scopeKeys: scopeKeyRanges(patterns) }
 }
 
 /** Checks a service URL and returns it normalised (no trailing slash). */

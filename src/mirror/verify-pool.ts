@@ -108,8 +108,8 @@ export interface CommitVerifierOptions {
   threads: number
   /** the scope patterns (`nsid`, `prefix.*`) each thread builds its `inScope` from */
   collections: string[]
-  /** the same scope on the calling thread */
-  inScope: CommitCheckOptions['inScope']
+  /** the same scope on the calling thread (`inScope` and `scopeKeys`; threads build theirs from `collections`) */
+  scope: CommitCheckOptions
   /** a thread died other than by close(); its jobs are verified on the calling thread */
   onThreadFailure?: (err: unknown) => void
   /** the thread's script (default `verify-worker.ts`; a test gives one that cannot start) */
@@ -121,7 +121,7 @@ export function createCommitVerifier(opts: CommitVerifierOptions): CommitVerifie
   let threadFailures = 0
   const local = (evt: CommitEvent, key: string) => {
     localJobs++
-    return verifyCommit(evt, key, { inScope: opts.inScope })
+    return verifyCommit(evt, key, opts.scope)
   }
   const lanes: Lane[] = Array.from({ length: Math.max(0, opts.threads) }, () => ({ worker: null, pending: new Map(), done: 0 }))
   let nextId = 0

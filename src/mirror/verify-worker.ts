@@ -6,15 +6,15 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { verifyCommit } from '../verify/commit.ts'
 import { VerificationError } from '../verify/reasons.ts'
-import { collectionMatcher } from './config.ts'
+import { commitScope } from './config.ts'
 import { packCommit, type VerifyJob, type VerifyReply, type VerifyWorkerData } from './verify-pool.ts'
 
 const port = parentPort
 if (!port) throw new Error('verify-worker.ts runs as a worker thread of verify-pool.ts')
-const inScope = collectionMatcher((workerData as VerifyWorkerData).collections)
+const scope = commitScope((workerData as VerifyWorkerData).collections)
 
 port.on('message', (job: VerifyJob) => {
-  verifyCommit(job.evt, job.key, { inScope }).then(
+  verifyCommit(job.evt, job.key, scope).then(
     (verified) => {
       const packed = packCommit(verified)
       if (packed) port.postMessage({ id: job.id, ok: true, packed } satisfies VerifyReply, [packed.buffer])

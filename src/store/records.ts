@@ -136,6 +136,24 @@ function putVersion(
 }
 
 /**
+ * The blocks of a commit worth keeping: the commit, the in-scope records, the MST nodes proving the
+ * in-scope ops, and the MST nodes in-scope keys could sit under (`scopeNodes`), so the records stay
+ * provable from each new head. A commit verified without `scopeNodes` keeps every MST node. The
+ * other nodes prove only other collections: on the bench they were most of the blocks, and the
+ * index entries they cost were half of every batch's page writes.
+ */
+function proofBlocks(accepted: AcceptedCommit): [string, Uint8Array][] {
+  const c = accepted.commit
+  const inScopeRecords = new Set(accepted.ops.map((o) => o.cid).filter((x): x is string => !!x))
+  if (!c.scopeNodes) {
+    const otherRecords = new Set(c.ops.map((o) => o.cid).filter((x): x is string => !!x && !inScopeRecords.has(x)))
+    return [...c.blocks].filter(([cid]) => !otherRecords.has(cid))
+  }
+  const keep = new Set([c.cid, ...c.scopeNodes, ...inScopeRecords, ...accepted.ops.flatMap((o) => o.proofPath)])
+  return [...c.blocks].filter(([cid]) => keep.has(cid))
+}
+
+/**
  * Keeps the proof of a verified commit without changing current state: the commit row, its blocks
  * (commit, MST nodes, in-scope records) and a version row per in-scope op. Idempotent.
  */
@@ -145,10 +163,7 @@ export function writeHistory(db: Db, accepted: AcceptedCommit): void {
     `INSERT OR IGNORE INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source, key_op_cid, key_op_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'firehose', ?, ?)`,
   ).run(c.did, c.rev, c.cid, c.commit.data, c.since, c.seq, c.time, c.signingKey, c.commit.sig, accepted.keyOrigin?.cid ?? null, accepted.keyOrigin?.createdAt ?? null)
-  // keep every block but the records of out-of-scope ops: MST nodes keep current proofs reconstructible
-  const keep = new Set(accepted.ops.map((o) => o.cid).filter((x): x is string => !!x))
-  const skip = new Set(c.ops.map((o) => o.cid).filter((x): x is string => !!x && !keep.has(x)))
-  putBlocks(db, c.did, [...c.blocks].filter(([cid]) => !skip.has(cid)))
+  putBlocks(db, c.did, proofBlocks(accepted))
   const meta = { rev: c.rev, cid: c.cid, seq: c.seq, time: c.time, signingKey: c.signingKey }
   for (const op of accepted.ops) putVersion(db, c.did, op, op.action, meta, 'firehose')
 }

@@ -7,7 +7,7 @@ import { decode, encode } from '@atcute/cbor'
 import type { CommitEvent, OpAction } from '../firehose/events.ts'
 import { LIMITS } from '../firehose/limits.ts'
 import { readVerifiedCar, type BlockSet } from './car.ts'
-import { emptyTreeRoot, IncompleteProofError, invertOps, mstView, toBlockstore } from './mst.ts'
+import { emptyTreeRoot, IncompleteProofError, invertOps, mstView, nodesInRanges, toBlockstore, type KeyRange } from './mst.ts'
 import { VerificationError } from './reasons.ts'
 import { verifySignature, UnsupportedKeyError } from './signature.ts'
 import { isTid } from './tid.ts'
@@ -50,11 +50,18 @@ export interface VerifiedCommit {
   signingKey: string
   ops: VerifiedOp[]
   blocks: BlockSet
+  /**
+   * with `scopeKeys`: the MST nodes of `blocks` that in-scope keys could sit under (`nodesInRanges`),
+   * the ones a mirror keeps to prove its records from this head
+   */
+  scopeNodes?: string[]
 }
 
 export interface CommitCheckOptions {
   /** collections whose record blocks must be present and within limits */
   inScope?: (collection: string) => boolean
+  /** the same scope as MST key ranges: set, the result lists `scopeNodes` */
+  scopeKeys?: KeyRange[]
 }
 
 /** Decodes and checks the shape of a signed v3 commit block. */
@@ -136,6 +143,7 @@ export async function verifyCommit(
   const tree = mstView(store, commit.data)
   const ops: VerifiedOp[] = []
   const seen = new Set<string>()
+  let scopeNodes: string[] | undefined
   try {
     for (const op of evt.ops) {
       if (seen.has(op.path)) throw new VerificationError('mst-proof', `op path ${op.path} appears twice`)
@@ -184,6 +192,7 @@ export async function verifyCommit(
     if (inverted !== expected) {
       throw new VerificationError('inversion-mismatch', `inverting the ops gives ${inverted}, prevData is ${expected}`)
     }
+    if (opts.scopeKeys) scopeNodes = await nodesInRanges(store, commit.data, opts.scopeKeys)
   } catch (err) {
     if (err instanceof IncompleteProofError) throw new VerificationError('mst-proof', err.message, { cause: err })
     if (err instanceof VerificationError) throw err
@@ -205,5 +214,6 @@ export async function verifyCommit(
     signingKey,
     ops,
     blocks: car.blocks,
+    ...(scopeNodes && { scopeNodes }),
   }
 }

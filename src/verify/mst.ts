@@ -143,3 +143,48 @@ export async function emptyTreeRoot(): Promise<string> {
   emptyRoot ??= (await MSTNode.empty().cid()).$link
   return emptyRoot
 }
+
+/** MST keys from `from` (included) to `to` (excluded): the keys of one collection, or of a collection prefix. */
+export interface KeyRange {
+  from: string
+  to: string
+}
+
+/**
+ * The MST keys of scope patterns (`nsid`, `prefix.*`, already checked): a key is `collection/rkey`,
+ * so `nsid` is the range [`nsid/`, `nsid0`) and `prefix.*` is [`prefix.`, `prefix/`) — one contiguous
+ * range each, since '0' follows '/' and '/' follows '.'.
+ */
+export function scopeKeyRanges(patterns: string[]): KeyRange[] {
+  return patterns.map((p) => (p.endsWith('.*') ? { from: p.slice(0, -1), to: `${p.slice(0, -2)}/` } : { from: `${p}/`, to: `${p}0` }))
+}
+
+/**
+ * The nodes among the store's blocks that a key in `ranges` could sit under, walked from `root`: a
+ * node is kept when the key interval its parents give it meets a range, and the walk goes on into
+ * the children the blocks hold. These, with the commit and the in-scope records, are what proves
+ * in-scope records from this head: a node off every range only proves other collections, and a node
+ * the blocks do not hold is unchanged since an earlier commit. A node that does not decode is kept
+ * and not walked (the commit's verdict is not this function's business).
+ */
+export async function nodesInRanges(store: MstStore, root: string, ranges: KeyRange[]): Promise<string[]> {
+  const kept: string[] = []
+  const meets = (lo: string | null, hi: string | null) => ranges.some((r) => (lo === null || lo < r.to) && (hi === null || hi > r.from))
+  const visit = async (cid: string, lo: string | null, hi: string | null): Promise<void> => {
+    if (!store.blocks.has(cid) || !meets(lo, hi)) return
+    kept.push(cid)
+    let node: MSTNode
+    try {
+      node = await store.nodes.get(cid)
+    } catch {
+      return
+    }
+    const { keys, subtrees } = node
+    for (let i = 0; i < subtrees.length; i++) {
+      const sub = subtrees[i]
+      if (sub) await visit(sub.$link, i === 0 ? lo : keys[i - 1]!, i === keys.length ? hi : keys[i]!)
+    }
+  }
+  await visit(root, null, null)
+  return kept
+}
