@@ -106,7 +106,7 @@ const WORKER_YOUNG_GENERATION_MB = 24
 
 export interface CommitVerifierOptions {
   threads: number
-  /** the scope patterns (`nsid`, `prefix.*`) each thread builds its `inScope` from */
+  /** the scope patterns (`nsid`, `prefix.*`) each thread builds its scope from (`commitScope`) */
   collections: string[]
   /** the same scope on the calling thread (`inScope` and `scopeKeys`; threads build theirs from `collections`) */
   scope: CommitCheckOptions

@@ -1,0 +1,91 @@
+/**
+ * The MST nodes a live mirror keeps for a Malfestio user who also posts: against the PDS's own repo,
+ * every node an in-scope record's proof needs is stored, and nodes that hold only other collections
+ * are not.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createAccounts, MALFESTIO_NSIDS as N, sampleMalfestio, startDevnet, writeRecord, type Devnet } from './helpers/devnet.ts'
+import { startLiveMirror } from './helpers/live.ts'
+import { tempDir } from './helpers/mirror.ts'
+import { fetchRepoCar } from '../src/mirror/fetch-repo.ts'
+import { verifyStore } from '../src/mirror/verify-store.ts'
+import { openDb } from '../src/store/db.ts'
+import { getBlock } from '../src/store/history.ts'
+import { readVerifiedCar } from '../src/verify/car.ts'
+import { parseCommitBlock } from '../src/verify/commit.ts'
+import { mstView, scopeKeyRanges, toBlockstore } from '../src/verify/mst.ts'
+
+let net: Devnet
+let tmp: ReturnType<typeof tempDir>
+let did: string
+let firstDeckRev: string
+
+beforeAll(async () => {
+  net = await startDevnet()
+  tmp = tempDir('mm-scope-')
+  did = (await createAccounts(net, 1, 'scope'))[0]!.did
+  const live = await startLiveMirror(net, `${tmp.dir}/m.db`)
+  try {
+    // the first Malfestio record brings the repo into scope: the mirror resyncs it then, and from
+    // there on every node reaches it through the firehose
+    const deck = await writeRecord(net, did, N.deck, sampleMalfestio.deck({ title: 'before the posts' }))
+    firstDeckRev = deck.commit.rev
+    await live.caughtUp()
+    for (let i = 0; i < 3; i++) await writeRecord(net, did, N.card, sampleMalfestio.card({ deckRef: deck.uri, front: `Q${i}` }))
+    // enough posts for the tree to grow levels whose nodes hold posts only
+    for (let i = 0; i < 80; i++) await writeRecord(net, did, 'app.bsky.feed.post', { text: `post ${i}`, createdAt: new Date().toISOString() })
+    await writeRecord(net, did, N.card, sampleMalfestio.card({ deckRef: deck.uri, front: 'after the posts' }))
+    await writeRecord(net, did, N.note, sampleMalfestio.note({ title: 'a note' }))
+    await live.caughtUp()
+  } finally {
+    await live.stop()
+  }
+}, 180_000)
+
+afterAll(async () => {
+  await net?.close()
+  tmp?.cleanup()
+})
+
+describe('proof blocks kept for a repo with other collections', () => {
+  it("every node of every Malfestio record's path is stored; some nodes of posts only are not; verify passes", async () => {
+    const car = readVerifiedCar(await fetchRepoCar(did, [net.pdsUrl]))
+    const root = parseCommitBlock(car.blocks.get(car.roots[0]!)!).data
+    const store = toBlockstore(car.blocks)
+    const ranges = scopeKeyRanges(['org.stormlightlabs.malfestio.*'])
+    const inScope = (key: string) => ranges.some((r) => key >= r.from && key < r.to)
+
+    // every node of the PDS's tree, with the keys of its subtree
+    const subtree = new Map<string, string[]>()
+    const walk = async (cid: string): Promise<string[]> => {
+      const node = await store.nodes.get(cid)
+      const keys = [...node.keys]
+      for (const s of node.subtrees) if (s) keys.push(...(await walk(s.$link)))
+      subtree.set(cid, keys)
+      return keys
+    }
+    const allKeys = await walk(root)
+    const scoped = allKeys.filter(inScope)
+    expect(scoped.length).toBe(6)
+    expect(allKeys.length).toBe(86)
+
+    const db = openDb(`${tmp.dir}/m.db`, { readonly: true })
+    try {
+      const view = mstView(store, root)
+      for (const key of scoped) {
+        for (const cid of await view.proofPath(key)) expect(getBlock(db, did, cid), `${key}: node ${cid}`).toBeDefined()
+      }
+      const notStored = [...subtree.keys()].filter((cid) => !getBlock(db, did, cid))
+      expect(notStored.length).toBeGreaterThan(0)
+      // one resync, at the first deck (before any post): every post's nodes came through the firehose
+      expect(db.prepare("SELECT rev FROM commits WHERE did = ? AND source = 'resync'").pluck().all(did)).toEqual([firstDeckRev])
+      for (const cid of notStored) expect(subtree.get(cid)!.filter(inScope), `node ${cid}`).toEqual([])
+
+      const report = await verifyStore(db)
+      expect(report.failures).toEqual([])
+      expect(report.checked.records).toBe(6)
+    } finally {
+      db.close()
+    }
+  })
+})
