@@ -29,7 +29,7 @@ beforeAll(async () => {
     // the first Malfestio record brings the repo into scope: the mirror resyncs it then, and from
     // there on every node reaches it through the firehose
     const deck = await writeRecord(net, did, N.deck, sampleMalfestio.deck({ title: 'before the posts' }))
-    firstDeckRev = deck.commit.rev
+    firstDeckRev = deck.commit!.rev
     await live.caughtUp()
     for (let i = 0; i < 3; i++) await writeRecord(net, did, N.card, sampleMalfestio.card({ deckRef: deck.uri, front: `Q${i}` }))
     // enough posts for the tree to grow levels whose nodes hold posts only

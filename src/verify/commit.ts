@@ -143,7 +143,6 @@ export async function verifyCommit(
   const tree = mstView(store, commit.data)
   const ops: VerifiedOp[] = []
   const seen = new Set<string>()
-  let scopeNodes: string[] | undefined
   try {
     for (const op of evt.ops) {
       if (seen.has(op.path)) throw new VerificationError('mst-proof', `op path ${op.path} appears twice`)
@@ -192,13 +191,14 @@ export async function verifyCommit(
     if (inverted !== expected) {
       throw new VerificationError('inversion-mismatch', `inverting the ops gives ${inverted}, prevData is ${expected}`)
     }
-    if (opts.scopeKeys) scopeNodes = await nodesInRanges(store, commit.data, opts.scopeKeys)
   } catch (err) {
     if (err instanceof IncompleteProofError) throw new VerificationError('mst-proof', err.message, { cause: err })
     if (err instanceof VerificationError) throw err
     // @atproto/repo throws plain errors for impossible edits (e.g. add of a present key): the ops lie
     throw new VerificationError('inversion-mismatch', `ops cannot be inverted: ${(err as Error).message}`, { cause: err })
   }
+  // after the verdict, and outside its try: choosing blocks to keep never turns into a refusal
+  const scopeNodes = opts.scopeKeys ? await nodesInRanges(store, commit.data, opts.scopeKeys) : undefined
 
   return {
     verified: true,
