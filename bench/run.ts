@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, mkdirSync } from 'node:fs'
 import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { MALFESTIO_COLLECTIONS } from '../src/mirror/config.ts'
-import { cliNodeFlags, runChild } from './lib/child.ts'
+import { cliNodeSetup, runChild } from './lib/child.ts'
 import { startBenchServers } from './lib/servers.ts'
 import type { BackfillInput, BackfillResult } from './scenarios/backfill.ts'
 import type { CheckInput, CheckResult } from './scenarios/check.ts'
@@ -74,8 +74,8 @@ const servers = await startBenchServers(stream)
 const workDir = mkdtempSync(join(tmpdir(), 'malfestio-bench-'))
 const progress = (line: string) => log(`  ${line}`)
 const scenario = (name: string) => new URL(`./scenarios/${name}.ts`, import.meta.url)
-// our pipeline runs with the CLI's node flags; the peer with Node's defaults (what each one's users get)
-const ourFlags = cliNodeFlags()
+// our pipeline runs with the CLI's node flags and environment; the peer with Node's defaults (what each one's users get)
+const { env: ourEnv, flags: ourFlags } = cliNodeSetup()
 
 try {
   // ───────────── start database: every repo of the stream backfilled ─────────────
@@ -111,7 +111,7 @@ try {
       verifyThreads,
       maxInFlight,
     } satisfies MirrorScenarioInput,
-    { onProgress: progress, execArgv: [...ourFlags, ...(flag('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])] },
+    { onProgress: progress, env: ourEnv, execArgv: [...ourFlags, ...(flag('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])] },
   )
 
   // ───────────── (a') this pipeline, nothing in scope: pass-through ─────────────
@@ -128,7 +128,7 @@ try {
       passes: 1,
       workDir,
     } satisfies MirrorScenarioInput,
-    { onProgress: progress, execArgv: ourFlags },
+    { onProgress: progress, env: ourEnv, execArgv: ourFlags },
   )
 
   // ───────────── in-process figures (one core, no socket, no SQLite) ─────────────
@@ -203,6 +203,7 @@ try {
     verifyThreads: verified.verifyThreads,
     secp256k1Engine: verified.secp256k1Engine,
     nodeFlags: ourFlags,
+    nodeEnv: ourEnv,
     passes: verified.passes.map((p) => ({
       elapsedSec: round(p.elapsedSec, 1),
       cpuSec: round(p.cpuSec, 1),
@@ -274,7 +275,7 @@ function printTable(f: any): void {
   out.push(`machine: ${f.machine.cores} × ${f.machine.cpu}, ${f.machine.memGb} GB, Node ${f.machine.node}, load ${f.machine.loadavgAtStart.join(' ')} → ${f.machine.loadavgAtEnd.join(' ')}`)
   out.push(
     `ours: ${f.verifyThreads} verification thread(s) beside the main thread (--verify-threads), secp256k1 through ${f.secp256k1Engine}, ` +
-      `node flags ${f.nodeFlags.join(' ') || '(none)'} (the peer: Node's defaults)`,
+      `node flags ${f.nodeFlags.join(' ') || '(none)'}${Object.keys(f.nodeEnv).length ? `, environment ${Object.entries(f.nodeEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''} (the peer: Node's defaults)`,
   )
   out.push(`rejected by ours: ${f.rejected}${f.peer ? `; peer errors: ${f.peer.errors}${f.peer.completed ? '' : ' (peer did not finish)'}` : ''}`)
   if (f.rejected) out.push(`  our rejections: ${JSON.stringify(f.rejections)}`)

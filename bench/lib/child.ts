@@ -7,12 +7,20 @@ import { fork } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
-/** The node flags the CLI runs with (its shebang, `#!/usr/bin/env -S node …`): our scenarios run with them too. */
-export function cliNodeFlags(): string[] {
+/** How the CLI runs node (its shebang, `#!/usr/bin/env -S [NAME=value …] node [flag …]`): our scenarios run the same way. */
+export interface NodeSetup {
+  env: Record<string, string>
+  flags: string[]
+}
+
+export function cliNodeSetup(): NodeSetup {
   const first = readFileSync(new URL('../../bin/malfestio-mirror.js', import.meta.url), 'utf8').split('\n', 1)[0]!
-  const m = /^#!\/usr\/bin\/env(?: -S)? node(.*)$/.exec(first)
+  const m = /^#!\/usr\/bin\/env(?: -S)?((?: [A-Za-z_][A-Za-z0-9_]*=\S*)*) node(.*)$/.exec(first)
   if (!m) throw new Error(`bin/malfestio-mirror.js: unexpected shebang ${first}`)
-  return m[1]!.trim().split(/\s+/).filter(Boolean)
+  const env = Object.fromEntries(
+    m[1]!.trim().split(/\s+/).filter(Boolean).map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]),
+  )
+  return { env, flags: m[2]!.trim().split(/\s+/).filter(Boolean) }
 }
 
 type ChildMessage<T> = { type: 'progress'; line: string } | { type: 'result'; result: T } | { type: 'error'; message: string }
@@ -20,6 +28,8 @@ type ChildMessage<T> = { type: 'progress'; line: string } | { type: 'result'; re
 export interface ChildOptions {
   /** extra node flags (e.g. --cpu-prof) */
   execArgv?: string[]
+  /** environment variables added to this process's */
+  env?: Record<string, string>
   onProgress?: (line: string) => void
 }
 
@@ -28,6 +38,7 @@ export function runChild<T>(script: URL, input: unknown, opts: ChildOptions = {}
   return new Promise<T>((resolve, reject) => {
     const child = fork(fileURLToPath(script), [], {
       execArgv: [...(opts.execArgv ?? [])],
+      env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'advanced',
     })

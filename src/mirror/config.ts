@@ -73,7 +73,7 @@ export const DEFAULTS = {
   collections: ['org.stormlightlabs.malfestio.*'],
   batchSize: 500,
   batchMs: 250,
-  maxInFlight: 2000,
+  maxInFlight: 1000,
   maxInFlightPerRepo: 500,
   maxInFlightBytes: 64 * 1024 * 1024,
   stallMs: 60_000,
