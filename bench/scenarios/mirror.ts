@@ -75,7 +75,6 @@ childMain<MirrorScenarioInput, MirrorScenarioResult>(async (input, progress) => 
       stopAtSeq: input.lastSeq,
       verifyThreads: input.verifyThreads ?? DEFAULTS.verifyThreads,
       maxInFlight: input.maxInFlight ?? DEFAULTS.maxInFlight,
-      ...(process.env.XBATCH ? { batchSize: Number(process.env.XBATCH.split(',')[0]), batchMs: Number(process.env.XBATCH.split(',')[1]) } : {}),
     }
     const rejections: Record<string, number> = {}
     let flushMs = 0
