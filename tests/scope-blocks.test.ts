@@ -14,6 +14,7 @@ import { getBlock } from '../src/store/history.ts'
 import { readVerifiedCar } from '../src/verify/car.ts'
 import { parseCommitBlock } from '../src/verify/commit.ts'
 import { mstView, scopeKeyRanges, toBlockstore } from '../src/verify/mst.ts'
+import { inRanges, subtreeKeys } from './helpers/mst.ts'
 
 let net: Devnet
 let tmp: ReturnType<typeof tempDir>
@@ -31,6 +32,7 @@ beforeAll(async () => {
     const deck = await writeRecord(net, did, N.deck, sampleMalfestio.deck({ title: 'before the posts' }))
     firstDeckRev = deck.commit!.rev
     await live.caughtUp()
+    await resyncStored(`${tmp.dir}/m.db`, did)
     for (let i = 0; i < 3; i++) await writeRecord(net, did, N.card, sampleMalfestio.card({ deckRef: deck.uri, front: `Q${i}` }))
     // enough posts for the tree to grow levels whose nodes hold posts only
     for (let i = 0; i < 80; i++) await writeRecord(net, did, 'app.bsky.feed.post', { text: `post ${i}`, createdAt: new Date().toISOString() })
@@ -41,6 +43,20 @@ beforeAll(async () => {
     await live.stop()
   }
 }, 180_000)
+
+/** Waits for the repo's resync to be written: it may still run once the stream is caught up. */
+async function resyncStored(dbPath: string, repo: string): Promise<void> {
+  const db = openDb(dbPath, { readonly: true })
+  try {
+    for (const deadline = Date.now() + 20_000; ; ) {
+      if (db.prepare("SELECT COUNT(*) FROM commits WHERE did = ? AND source = 'resync'").pluck().get(repo)) return
+      if (Date.now() > deadline) throw new Error(`no resync of ${repo} was stored`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  } finally {
+    db.close()
+  }
+}
 
 afterAll(async () => {
   await net?.close()
@@ -53,18 +69,10 @@ describe('proof blocks kept for a repo with other collections', () => {
     const root = parseCommitBlock(car.blocks.get(car.roots[0]!)!).data
     const store = toBlockstore(car.blocks)
     const ranges = scopeKeyRanges(['org.stormlightlabs.malfestio.*'])
-    const inScope = (key: string) => ranges.some((r) => key >= r.from && key < r.to)
-
+    const inScope = (key: string) => inRanges(ranges, key)
     // every node of the PDS's tree, with the keys of its subtree
-    const subtree = new Map<string, string[]>()
-    const walk = async (cid: string): Promise<string[]> => {
-      const node = await store.nodes.get(cid)
-      const keys = [...node.keys]
-      for (const s of node.subtrees) if (s) keys.push(...(await walk(s.$link)))
-      subtree.set(cid, keys)
-      return keys
-    }
-    const allKeys = await walk(root)
+    const subtree = await subtreeKeys(car.blocks, root)
+    const allKeys = subtree.get(root)!
     const scoped = allKeys.filter(inScope)
     expect(scoped.length).toBe(6)
     expect(allKeys.length).toBe(86)

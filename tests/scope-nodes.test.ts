@@ -7,9 +7,8 @@ import fc from 'fast-check'
 import * as CID from '@atcute/cid'
 import { MemoryBlockStore, NodeStore, NodeWrangler } from '@atcute/mst'
 import { collectionMatcher } from '../src/mirror/config.ts'
-import { mstView, nodesInRanges, scopeKeyRanges, toBlockstore, type KeyRange } from '../src/verify/mst.ts'
-
-const inRanges = (ranges: KeyRange[], key: string) => ranges.some((r) => key >= r.from && key < r.to)
+import { mstView, nodesInRanges, scopeKeyRanges, toBlockstore } from '../src/verify/mst.ts'
+import { inRanges, subtreeKeys } from './helpers/mst.ts'
 
 describe('scopeKeyRanges', () => {
   it('an NSID is its own keys, a prefix.* every collection under it, and nothing beside them', () => {
@@ -61,21 +60,6 @@ async function buildRepo(): Promise<{ blocks: Map<string, Uint8Array>; root: str
   let root: string | null = null
   for (const key of keys) root = await wrangler.putRecord(root, key, value)
   return { blocks: new Map(mem.blocks), root: root!, keys }
-}
-
-/** Every node reachable from `root`, with the keys of its whole subtree. */
-async function subtreeKeys(blocks: Map<string, Uint8Array>, root: string): Promise<Map<string, string[]>> {
-  const store = toBlockstore(blocks)
-  const out = new Map<string, string[]>()
-  const visit = async (cid: string): Promise<string[]> => {
-    const node = await store.nodes.get(cid)
-    const keys = [...node.keys]
-    for (const sub of node.subtrees) if (sub) keys.push(...(await visit(sub.$link)))
-    out.set(cid, keys)
-    return keys
-  }
-  await visit(root)
-  return out
 }
 
 describe('nodesInRanges', () => {
