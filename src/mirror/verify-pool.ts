@@ -8,8 +8,9 @@
  */
 import { Worker } from 'node:worker_threads'
 import type { CommitEvent } from '../firehose/events.ts'
-import { verifyCommit, type CommitCheckOptions, type SignedCommit, type VerifiedCommit, type VerifiedOp } from '../verify/commit.ts'
+import { verifyCommit, type SignedCommit, type VerifiedCommit, type VerifiedOp } from '../verify/commit.ts'
 import { VerificationError, type ReasonCode } from '../verify/reasons.ts'
+import { commitScope } from './config.ts'
 
 const MAX_THREAD_FAILURES = 3
 
@@ -106,10 +107,8 @@ const WORKER_YOUNG_GENERATION_MB = 24
 
 export interface CommitVerifierOptions {
   threads: number
-  /** the scope patterns (`nsid`, `prefix.*`) each thread builds its scope from (`commitScope`) */
+  /** the scope patterns (`nsid`, `prefix.*`): each thread, and the calling thread, builds its scope from them (`commitScope`) */
   collections: string[]
-  /** the same scope on the calling thread (`inScope` and `scopeKeys`; threads build theirs from `collections`) */
-  scope: CommitCheckOptions
   /** a thread died other than by close(); its jobs are verified on the calling thread */
   onThreadFailure?: (err: unknown) => void
   /** the thread's script (default `verify-worker.ts`; a test gives one that cannot start) */
@@ -119,9 +118,10 @@ export interface CommitVerifierOptions {
 export function createCommitVerifier(opts: CommitVerifierOptions): CommitVerifier {
   let localJobs = 0
   let threadFailures = 0
+  const scope = commitScope(opts.collections)
   const local = (evt: CommitEvent, key: string) => {
     localJobs++
-    return verifyCommit(evt, key, opts.scope)
+    return verifyCommit(evt, key, scope)
   }
   const lanes: Lane[] = Array.from({ length: Math.max(0, opts.threads) }, () => ({ worker: null, pending: new Map(), done: 0 }))
   let nextId = 0

@@ -139,8 +139,8 @@ function putVersion(
  * The blocks of a commit worth keeping: the commit, the in-scope records, the MST nodes proving the
  * in-scope ops, and the MST nodes in-scope keys could sit under (`scopeNodes`), so the records stay
  * provable from each new head. A commit verified without `scopeNodes` keeps every MST node. The
- * other nodes prove only other collections: on the bench they were most of the blocks, and the
- * index entries they cost were half of every batch's page writes.
+ * other nodes prove only other collections: on the bench they were 31 % of the new blocks, and the
+ * (did, cid) index they feed took half of every batch's page writes.
  */
 function proofBlocks(accepted: AcceptedCommit): [string, Uint8Array][] {
   const c = accepted.commit
