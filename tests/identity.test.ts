@@ -8,6 +8,7 @@ import {
   didWebUrl,
   parseDidDocument,
   pdsHandleResolver,
+  signingDidKey,
   type IdentityErrorCode,
 } from '../src/verify/identity.ts'
 import {
@@ -356,6 +357,32 @@ describe('parseDidDocument', () => {
     const p = await P256Keypair.create()
     const did = 'did:web:example.com'
     expect(parseDidDocument(did, webDoc(did, p.did())).signingKey).toBe(p.did())
+  })
+
+  it('reads the #atproto key of every method type as @atproto/identity does (its getKey is the oracle)', async () => {
+    const { getKey } = await import('@atproto/identity')
+    const { P256Keypair, bytesToMultibase } = await import('@atproto/crypto')
+    const did = 'did:web:example.com'
+    const docWith = (type: string, publicKeyMultibase: string) =>
+      webDoc(did, undefined, { verificationMethod: [{ id: `${did}#atproto`, type, controller: did, publicKeyMultibase }] })
+    const k = await Secp256k1Keypair.create()
+    const p = await P256Keypair.create()
+    const docs = [
+      webDoc(did, k.did()),
+      webDoc(did, p.did()),
+      docWith('EcdsaSecp256k1VerificationKey2019', bytesToMultibase(k.publicKeyBytes(), 'base58btc')),
+      docWith('EcdsaSecp256r1VerificationKey2019', bytesToMultibase(p.publicKeyBytes(), 'base58btc')),
+      docWith('JsonWebKey2020', k.did().slice('did:key:'.length)),
+      webDoc(did, undefined),
+    ]
+    const expected = [k.did(), p.did(), k.did(), p.did(), undefined, undefined]
+    for (const [i, doc] of docs.entries()) {
+      expect(signingDidKey(doc as never), `doc ${i}`).toBe(getKey(doc as never))
+      expect(signingDidKey(doc as never), `doc ${i}`).toBe(expected[i])
+    }
+    expect(parseDidDocument(did, docs[2]).signingKey).toBe(k.did())
+    expect(parseDidDocument(did, docs[3]).signingKey).toBe(p.did())
+    expect(() => parseDidDocument(did, docs[4])).toThrow(/no usable #atproto verification method/)
   })
 
   it('refuses an unreadable key', () => {

@@ -5,8 +5,11 @@
  * No SQL here. Documents are fetched directly (did:plc from the configured PLC directory, did:web from
  * `https://<host>/.well-known/did.json`, plain http only for localhost) because `@atproto/identity`'s
  * resolvers blur what callers must tell apart: did:web answers any non-2xx with "not found", and a
- * PLC tombstone looks like a missing DID or a generic error. Parsing reuses `@atproto/identity`'s
- * document helpers (`didDocument` schema, `getKey`, `getHandle`, `getPds`).
+ * PLC tombstone looks like a missing DID or a generic error. Parsing uses `@atproto/common-web`'s
+ * document helpers (`didDocument` schema, `getSigningKey`, `getHandle`, `getPdsEndpoint`) and
+ * `@atproto/crypto`'s key formats; `@atproto/identity` (the same helpers behind one entry) is loaded
+ * only for a handle lookup, because its entry also loads its SSRF-safe fetch, three copies of undici
+ * (≈ 20 MB of RSS in the mirror, which rarely looks a handle up over the network).
  *
  * With `verifyPlcLog`, a did:plc's key, handle and PDS come from its operation log
  * (`/{did}/log/audit`), verified here (plc-log.ts) instead of trusted from the directory's document;
@@ -18,7 +21,8 @@
  * connection failures, 5xx/429): callers retry later and must NOT reject on it. The other codes are
  * definite answers from the authority.
  */
-import { HandleResolver, didDocument, getHandle, getKey, getPds } from '@atproto/identity'
+import { didDocument, getHandle, getPdsEndpoint, getSigningKey, type DidDocument } from '@atproto/common-web'
+import { formatDidKey, multibaseToBytes, P256_JWT_ALG, parseMultikey, SECP256K1_JWT_ALG } from '@atproto/crypto'
 import { PlcLogError, verifyPlcAuditLog, type VerifiedPlcLog } from './plc-log.ts'
 import { assertUsableDidKey } from './signature.ts'
 import type { ReasonCode } from './reasons.ts'
@@ -464,7 +468,7 @@ export function parseDidDocument(did: string, doc: unknown): Omit<ResolvedIdenti
   if (d.id !== did) throw new IdentityError('bad-did-document', did, `document is for ${d.id}`)
   let signingKey: string | undefined
   try {
-    signingKey = getKey(d)
+    signingKey = signingDidKey(d)
   } catch (err) {
     throw new IdentityError('bad-did-document', did, `unreadable #atproto key: ${describe(err)}`, { cause: err })
   }
@@ -475,13 +479,34 @@ export function parseDidDocument(did: string, doc: unknown): Omit<ResolvedIdenti
     throw new IdentityError('no-signing-key', did, `unsupported #atproto key: ${describe(err)}`, { cause: err })
   }
   const handle = getHandle(d)?.toLowerCase()
-  const pds = getPds(d)
+  const pds = getPdsEndpoint(d)
   return {
     did,
     signingKey,
     ...(handle ? { handle } : {}),
     ...(pds ? { pds } : {}),
     doc,
+  }
+}
+
+/**
+ * The `#atproto` verification method as a did:key, for the three method types atproto documents
+ * carry (tests hold it to `@atproto/identity`'s `getKey`). Undefined for another type.
+ */
+export function signingDidKey(doc: DidDocument): string | undefined {
+  const method = getSigningKey(doc)
+  if (!method) return undefined
+  switch (method.type) {
+    case 'Multikey': {
+      const { jwtAlg, keyBytes } = parseMultikey(method.publicKeyMultibase)
+      return formatDidKey(jwtAlg, keyBytes)
+    }
+    case 'EcdsaSecp256k1VerificationKey2019':
+      return formatDidKey(SECP256K1_JWT_ALG, multibaseToBytes(method.publicKeyMultibase))
+    case 'EcdsaSecp256r1VerificationKey2019':
+      return formatDidKey(P256_JWT_ALG, multibaseToBytes(method.publicKeyMultibase))
+    default:
+      return undefined
   }
 }
 
@@ -544,11 +569,17 @@ export function pdsHandleResolver(
  * fetch refuses http:, private addresses and custom ports.
  */
 export function defaultHandleResolver(opts: { timeoutMs?: number; backupNameservers?: string[] } = {}): HandleLookup {
-  const resolver = new HandleResolver({
-    timeout: opts.timeoutMs ?? 3_000,
-    ...(opts.backupNameservers ? { backupNameservers: opts.backupNameservers } : {}),
-  })
-  return (handle) => resolver.resolve(handle)
+  let resolver: Promise<{ resolve(handle: string): Promise<string | undefined> }> | undefined
+  return async (handle) => {
+    resolver ??= import('@atproto/identity').then(
+      ({ HandleResolver }) =>
+        new HandleResolver({
+          timeout: opts.timeoutMs ?? 3_000,
+          ...(opts.backupNameservers ? { backupNameservers: opts.backupNameservers } : {}),
+        }),
+    )
+    return (await resolver).resolve(handle)
+  }
 }
 
 const normalizeHandle = (handle: string): string | undefined => {

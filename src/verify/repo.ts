@@ -1,8 +1,9 @@
 /**
  * Proof of a whole repo (a `com.atproto.sync.getRepo` CAR), for resync and backfill: every block
  * hash, the signed commit, the full MST walk and every record block, via @atproto/repo's `verifyRepo`.
+ * @atproto/repo is loaded on the first snapshot: a mirror that never resyncs does without it and the
+ * logger it brings (≈ 8 MB of RSS).
  */
-import { BlockMap, verifyRepo } from '@atproto/repo'
 import { parseCid } from '@atproto/lex-data'
 import { readVerifiedCar, type BlockSet } from './car.ts'
 import { parseCommitBlock, verifyCommitSignature, type SignedCommit } from './commit.ts'
@@ -55,6 +56,7 @@ export async function verifyRepoSnapshot(
   if (commit.did !== did) throw new VerificationError('commit-mismatch', `repo commit is for ${commit.did}, not ${did}`)
   verifyCommitSignature(commitBytes, signingKey)
 
+  const { BlockMap, verifyRepo } = await import('@atproto/repo')
   const map = new BlockMap()
   for (const [cid, bytes] of car.blocks) map.set(parseCid(cid), bytes)
   let creates
