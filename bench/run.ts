@@ -90,7 +90,7 @@ try {
       collections: MALFESTIO_COLLECTIONS,
       dids: stream.accounts.filter((a) => a.repo).map((a) => a.did),
     } satisfies BackfillInput,
-    { onProgress: progress },
+    { onProgress: progress, env: ourEnv, execArgv: ourFlags },
   )
   if (backfill.failed) throw new Error(`backfill: ${backfill.failed} repos failed`)
 

@@ -24,7 +24,10 @@ if (major < 22 || (major === 22 && minor < 18)) {
   process.exit(1)
 }
 
+const { enableCompileCache, flushCompileCache } = await import('./compile-cache.js')
+enableCompileCache()
 const { main } = await import('./cli.ts')
+flushCompileCache()
 
 // `… | head` closes the pipe early: that is the reader's choice, not an error worth a stack trace
 process.stdout.on('error', (err) => {

@@ -6,8 +6,9 @@
 import { fork } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { COMPILE_CACHE_DIR } from '../../bin/compile-cache.js'
 
-/** How the CLI runs node (its shebang, `#!/usr/bin/env -S [NAME=value …] node [flag …]`): our scenarios run the same way. */
+/** How the CLI runs node (its shebang, `#!/usr/bin/env -S [NAME=value …] node [flag …]`, and its compile cache): our scenarios run the same way. */
 export interface NodeSetup {
   env: Record<string, string>
   flags: string[]
@@ -20,6 +21,8 @@ export function cliNodeSetup(): NodeSetup {
   const env = Object.fromEntries(
     m[1]!.trim().split(/\s+/).filter(Boolean).map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]),
   )
+  // the entry turns Node's compile cache on in the same folder (bin/compile-cache.js); the variable does it for a scenario
+  if (!process.env.NODE_DISABLE_COMPILE_CACHE) env.NODE_COMPILE_CACHE ??= COMPILE_CACHE_DIR
   return { env, flags: m[2]!.trim().split(/\s+/).filter(Boolean) }
 }
 
