@@ -11,13 +11,7 @@
  */
 import { ECDH, createPublicKey, hash, verify, type KeyObject } from 'node:crypto'
 import { createRequire } from 'node:module'
-import {
-  extractMultikey,
-  extractPrefixedBytes,
-  hasPrefix,
-  P256_DID_PREFIX,
-  SECP256K1_DID_PREFIX,
-} from '@atproto/crypto'
+import { parseDidKey } from '@atcute/crypto'
 
 /** The part of the `secp256k1` package's native binding used here. */
 interface Libsecp256k1 {
@@ -49,25 +43,22 @@ export const secp256k1EngineFailure: string | null = libsecp256k1Failure
 interface Curve {
   name: 'prime256v1' | 'secp256k1'
   jwkCrv: 'P-256' | 'secp256k1'
-  /** the did:key multicodec prefix */
-  prefix: Uint8Array
   halfOrder: bigint
 }
 
-const CURVES: Curve[] = [
-  {
+/** by @atcute/crypto's key type (the did:key multicodec it read) */
+const CURVES: Record<'p256' | 'secp256k1', Curve> = {
+  p256: {
     name: 'prime256v1',
     jwkCrv: 'P-256',
-    prefix: P256_DID_PREFIX,
     halfOrder: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n >> 1n,
   },
-  {
+  secp256k1: {
     name: 'secp256k1',
     jwkCrv: 'secp256k1',
-    prefix: SECP256K1_DID_PREFIX,
     halfOrder: 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n >> 1n,
   },
-]
+}
 
 interface PublicKey {
   curve: Curve
@@ -89,23 +80,24 @@ export class UnsupportedKeyError extends Error {
 }
 
 /**
- * A did:key's curve and its compressed public key (33 bytes). @atproto/crypto's `parseDidKey` reads the
- * same bytes and then decompresses the point in JavaScript (@noble), which cost more than the
- * signature checks of a stream's first thousands of DIDs; node:crypto (OpenSSL) does that instead.
+ * A did:key's curve and its compressed public key (33 bytes), read by @atcute/crypto's `parseDidKey`.
+ * @atproto/crypto's `parseDidKey` reads the same bytes and then decompresses the point in JavaScript
+ * (@noble), which cost more than the signature checks of a stream's first thousands of DIDs;
+ * node:crypto (OpenSSL) does that instead. (@atproto/crypto's entry also loads @noble/curves: ≈ 10 MB
+ * of RSS in the verification thread, which needs none of it.)
  * Only the compressed form is accepted, as @atproto/crypto does: a usable key has one spelling, so
  * keys from PLC logs and DID documents compare as strings.
  * @throws {UnsupportedKeyError}
  */
 function didKeyBytes(didKey: string): { curve: Curve; bytes: Uint8Array } {
-  let prefixed: Uint8Array
+  let parsed: ReturnType<typeof parseDidKey>
   try {
-    prefixed = extractPrefixedBytes(extractMultikey(didKey))
+    parsed = parseDidKey(didKey) // did:key:z…, base58btc, and a P-256 or K-256 multicodec, else it throws
   } catch (err) {
     throw new UnsupportedKeyError(`not a usable did:key: ${(err as Error).message}`, { cause: err })
   }
-  const curve = CURVES.find((c) => hasPrefix(prefixed, c.prefix))
-  if (!curve) throw new UnsupportedKeyError(`unsupported key type in did:key (multicodec 0x${Buffer.from(prefixed.subarray(0, 2)).toString('hex')})`)
-  const bytes = prefixed.subarray(curve.prefix.byteLength)
+  const curve = CURVES[parsed.type]
+  const bytes = parsed.publicKeyBytes
   if (bytes.byteLength !== 33) throw new UnsupportedKeyError(`not a usable did:key: ${bytes.byteLength}-byte ${curve.jwkCrv} key (a compressed point has 33)`)
   return { curve, bytes }
 }
