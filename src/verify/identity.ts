@@ -9,7 +9,8 @@
  * document helpers (`didDocument` schema, `getSigningKey`, `getHandle`, `getPdsEndpoint`) and
  * `@atproto/crypto`'s key formats; `@atproto/identity` (the same helpers behind one entry) is loaded
  * only for a handle lookup, because its entry also loads its SSRF-safe fetch, three copies of undici
- * (≈ 20 MB of RSS in the mirror, which rarely looks a handle up over the network).
+ * (≈ 20 MB of RSS: the mirror loads it at the first new DID whose handle it checks by DNS / HTTPS,
+ * and never with `--handle-resolver`).
  *
  * With `verifyPlcLog`, a did:plc's key, handle and PDS come from its operation log
  * (`/{did}/log/audit`), verified here (plc-log.ts) instead of trusted from the directory's document;
