@@ -21,8 +21,9 @@ export function cliNodeSetup(): NodeSetup {
   const env = Object.fromEntries(
     m[1]!.trim().split(/\s+/).filter(Boolean).map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]),
   )
-  // the entry turns Node's compile cache on in the same folder (bin/compile-cache.js); the variable does it for a scenario
-  if (!process.env.NODE_DISABLE_COMPILE_CACHE) env.NODE_COMPILE_CACHE ??= COMPILE_CACHE_DIR
+  // the entry turns Node's compile cache on in its folder, or in the one NODE_COMPILE_CACHE names
+  // (bin/compile-cache.js); the variable does the same for a scenario
+  if (!process.env.NODE_DISABLE_COMPILE_CACHE) env.NODE_COMPILE_CACHE = process.env.NODE_COMPILE_CACHE ?? COMPILE_CACHE_DIR
   return { env, flags: m[2]!.trim().split(/\s+/).filter(Boolean) }
 }
 
