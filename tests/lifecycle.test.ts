@@ -99,7 +99,7 @@ describe('identity, accounts and #sync, followed live', () => {
       await live.caughtUp()
       expect(onlyDid(mirrorSnapshot(dbPath, { includeHidden: true }), d.did)).toEqual([])
       db = openDb(dbPath)
-      expect((db.prepare('SELECT COUNT(*) AS n FROM blocks WHERE did = ?').get(d.did) as { n: number }).n).toBe(0)
+      expect((db.prepare('SELECT COUNT(*) AS n FROM blocks WHERE repo = (SELECT id FROM dids WHERE did = ?)').get(d.did) as { n: number }).n).toBe(0)
       expect((db.prepare('SELECT COUNT(*) AS n FROM record_versions WHERE did = ?').get(d.did) as { n: number }).n).toBeGreaterThan(0)
       expect(readStatus(db).repos.byStatus.deleted).toBe(1)
       expect(listRejections(db)).toEqual([])

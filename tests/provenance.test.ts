@@ -12,6 +12,7 @@ import { parseCid } from '@atproto/lex-data'
 import Database from 'better-sqlite3'
 import { auditRecord, exportRecordProof, type AuditReport } from '../src/mirror/provenance.ts'
 import { verifyStore } from '../src/mirror/verify-store.ts'
+import { cidBinary } from '../src/store/blocks.ts'
 import { openDb } from '../src/store/db.ts'
 import { buildRecordProofCar } from '../src/store/proofs.ts'
 import { AtUriError, parseRecordUri } from '../src/verify/at-uri.ts'
@@ -353,6 +354,7 @@ describe('verify', () => {
     expect(r.stderr).toMatch(/verify: repos \d+\/\d+/)
   })
 
+  const BLOCK_KEY = 'repo = (SELECT id FROM dids WHERE did = ?) AND cid = ?'
   const tampered = (name: string, sql: string, ...params: unknown[]): string => {
     const path = `${tmp.dir}/${name}.db`
     copyFileSync(dbPath, path)
@@ -391,7 +393,7 @@ describe('verify', () => {
     const v = db.prepare('SELECT id, proof_cids FROM record_versions WHERE uri = ? ORDER BY rev DESC LIMIT 1').get(deck.uri) as { id: number; proof_cids: string }
     db.close()
     const node = (JSON.parse(v.proof_cids) as string[])[1]! // the deepest MST node on the deck's path (holds its entry)
-    const path = tampered('block', `UPDATE blocks SET bytes = CAST(bytes || x'00' AS BLOB) WHERE did = ? AND cid = ?`, A, node)
+    const path = tampered('block', `UPDATE blocks SET bytes = CAST(bytes || x'00' AS BLOB) WHERE ${BLOCK_KEY}`, A, cidBinary(node))
     const r = await cli(['verify', '--db', path, '--json'])
     expect(r.code, r.stderr).toBe(1)
     const { failures } = JSON.parse(r.stdout) as { failures: { row: string; code: string }[] }
@@ -439,7 +441,7 @@ describe('verify', () => {
       }
     }
     // the record block of deck v1 is gone (no other row needs it: v2 changed the deck)
-    const missing = await check(tampered('missing', 'DELETE FROM blocks WHERE did = ? AND cid = ?', A, deck.cid))
+    const missing = await check(tampered('missing', `DELETE FROM blocks WHERE ${BLOCK_KEY}`, A, cidBinary(deck.cid)))
     expect(missing.failures.map((f) => [f.row, f.code])).toEqual([[`record_versions id=${v1.id} uri=${deck.uri} rev=${deckEdits[0]!.commit!.rev}`, 'block-missing']])
     // the commits row of v1 claims another data root than its signed block
     const lying = await check(tampered('commit', 'UPDATE commits SET data_cid = ? WHERE did = ? AND cid = ?', deckEdits[1]!.cid, A, v1.commit_cid))

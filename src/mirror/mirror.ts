@@ -796,7 +796,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
       db.transaction(() => {
         diff = writeSnapshot(
           db,
-          { did: m.did, rev: snap.commit.rev, commitCid: snap.commitCid, dataCid: snap.commit.data, sig: snap.commit.sig, signingKey: snap.signingKey, blocks: snap.proofBlocks, records, absent: snap.absent, keyOrigin },
+          { did: m.did, rev: snap.commit.rev, commitCid: snap.commitCid, dataCid: snap.commit.data, sig: snap.commit.sig, signingKey: snap.signingKey, blocks: snap.proofBlocks, cidBytes: snap.cidBytes, records, absent: snap.absent, keyOrigin },
           inScope,
         )
         setRepoState(db, m.did, 'synchronized', `resynced (${why})`)

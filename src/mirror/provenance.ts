@@ -16,8 +16,6 @@ import {
   cardsClaimingDeck,
   cardUrisWithDeckRef,
   didForHandle,
-  getBlock,
-  getBlocks,
   getCurrentRecord,
   listIdentityHistory,
   listPurges,
@@ -27,6 +25,7 @@ import {
   type PurgeRow,
   type VersionRow,
 } from '../store/history.ts'
+import { getBlock, getBlocks } from '../store/blocks.ts'
 import { commitKeyOrigin, getIdentity, keyOrigin } from '../store/identities.ts'
 import { buildRecordProofCar, ProofUnavailableError, type RecordProofCar } from '../store/proofs.ts'
 import { getRepo } from '../store/repos.ts'

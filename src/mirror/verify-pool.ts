@@ -37,7 +37,7 @@ export type VerifyReply =
  * cost more than the rest of the message.
  */
 export interface PackedCommit {
-  rest: Omit<VerifiedCommit, 'commit' | 'commitBytes' | 'ops' | 'blocks'> & {
+  rest: Omit<VerifiedCommit, 'commit' | 'commitBytes' | 'ops' | 'blocks' | 'cidBytes'> & {
     commit: Omit<SignedCommit, 'sig'>
     ops: Omit<VerifiedOp, 'recordBytes'>[]
   }
@@ -45,6 +45,8 @@ export interface PackedCommit {
   cids: string[]
   /** offset and length of each block in `buffer`, then of the signature */
   ranges: number[]
+  /** offset of each block's binary CID (36 bytes) in `buffer`; null when they are not all there */
+  cidOffsets: number[] | null
 }
 
 /** Packs `v` when every byte array is a view of the commit's buffer; null otherwise (send it whole). */
@@ -53,18 +55,22 @@ export function packCommit(v: VerifiedCommit): PackedCommit | null {
   if (!(buffer instanceof ArrayBuffer)) return null
   const cids: string[] = []
   const ranges: number[] = []
+  let cidOffsets: number[] | null = []
   for (const [cid, bytes] of v.blocks) {
     if (bytes.buffer !== buffer) return null
     cids.push(cid)
     ranges.push(bytes.byteOffset, bytes.byteLength)
+    const bin = v.cidBytes?.get(cid)
+    if (bin?.buffer === buffer && bin.byteLength === 36) cidOffsets?.push(bin.byteOffset)
+    else cidOffsets = null
   }
   const sig = v.commit.sig
   if (sig.buffer !== buffer || v.blocks.get(v.cid) !== v.commitBytes) return null
   for (const op of v.ops) if (op.recordBytes !== (op.cid ? v.blocks.get(op.cid) : undefined)) return null
   ranges.push(sig.byteOffset, sig.byteLength)
-  const { commit, commitBytes: _bytes, ops, blocks: _blocks, ...rest } = v
+  const { commit, commitBytes: _bytes, ops, blocks: _blocks, cidBytes: _cids, ...rest } = v
   const { sig: _sig, ...signed } = commit
-  return { rest: { ...rest, commit: signed, ops: ops.map(({ recordBytes: _r, ...op }) => op) }, buffer, cids, ranges }
+  return { rest: { ...rest, commit: signed, ops: ops.map(({ recordBytes: _r, ...op }) => op) }, buffer, cids, ranges, cidOffsets }
 }
 
 export function unpackCommit(p: PackedCommit): VerifiedCommit {
@@ -72,8 +78,11 @@ export function unpackCommit(p: PackedCommit): VerifiedCommit {
   const r = p.ranges
   for (let i = 0; i < p.cids.length; i++) blocks.set(p.cids[i]!, new Uint8Array(p.buffer, r[2 * i], r[2 * i + 1]))
   const sig = new Uint8Array(p.buffer, r[r.length - 2], r[r.length - 1])
+  const offsets = p.cidOffsets
+  const cidBytes = offsets ? new Map(p.cids.map((cid, i) => [cid, new Uint8Array(p.buffer, offsets[i], 36)])) : undefined
   return {
     ...p.rest,
+    ...(cidBytes && { cidBytes }),
     commit: { ...p.rest.commit, sig },
     commitBytes: blocks.get(p.rest.cid)!,
     ops: p.rest.ops.map((op) => ({ ...op, recordBytes: op.cid ? blocks.get(op.cid) : undefined })),

@@ -11,11 +11,10 @@ import { parseCommitBlock, verifyCommitSignature } from '../verify/commit.ts'
 import { PROOF_FAILURES, type ProofFailureCode, type SignatureCache } from '../verify/proof.ts'
 import { VerificationError } from '../verify/reasons.ts'
 import type { Db } from '../store/db.ts'
+import { blocksPage, getBlock, type BlocksCursor } from '../store/blocks.ts'
 import {
-  blocksPage,
   commitsPage,
   countProvenance,
-  getBlock,
   getCommitByCid,
   listPurges,
   recordsPage,
@@ -90,7 +89,7 @@ export async function verifyStore(db: Db, opts: { onProgress?: (p: StoreProgress
   }
 
   // 1. every block hashes to its CID
-  for (let after = { did: '', cid: '' }; ; ) {
+  for (let after: BlocksCursor | null = null; ; ) {
     const page = blocksPage(db, after, PAGE)
     if (!page.length) break
     for (const b of page) {
@@ -101,7 +100,7 @@ export async function verifyStore(db: Db, opts: { onProgress?: (p: StoreProgress
       }
       progress('blocks', ++checked.blocks)
     }
-    after = page.at(-1)!
+    after = page.at(-1)!.next
   }
   progress('blocks', checked.blocks, true)
 

@@ -5,6 +5,7 @@
 import { closeSync, existsSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
+import { cidBinary } from './blocks.ts'
 import { MIGRATIONS } from './schema.ts'
 
 export type Db = Database.Database
@@ -110,6 +111,8 @@ function migrate(db: Db): void {
   // step takes the write lock first (BEGIN IMMEDIATE) and re-reads the version under it, so the
   // second opener waits (busy_timeout) and then finds the work done.
   const version = () => db.pragma('user_version', { simple: true }) as number
+  // migration 8 turns stored CID strings into their bytes with the store's own parser
+  db.function('cid_binary', { deterministic: true }, (cid: unknown) => cidBinary(String(cid)))
   for (;;) {
     const done = db.transaction(() => {
       const v = version()

@@ -130,33 +130,6 @@ export function commitsPage(db: Db, after: { did: string; rev: string }, limit: 
     .all(after.did, after.rev, limit) as CommitRow[]
 }
 
-const asBytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
-
-/** One stored block of a repo. */
-export function getBlock(db: Db, did: string, cid: string): Uint8Array | undefined {
-  const b = db.prepare('SELECT bytes FROM blocks WHERE did = ? AND cid = ?').pluck().get(did, cid) as Buffer | undefined
-  return b && asBytes(b)
-}
-
-/** The stored blocks among `cids` (missing ones are simply absent from the map). */
-export function getBlocks(db: Db, did: string, cids: Iterable<string>): Map<string, Uint8Array> {
-  const stmt = db.prepare('SELECT bytes FROM blocks WHERE did = ? AND cid = ?').pluck()
-  const out = new Map<string, Uint8Array>()
-  for (const cid of cids) {
-    const b = stmt.get(did, cid) as Buffer | undefined
-    if (b) out.set(cid, asBytes(b))
-  }
-  return out
-}
-
-/** A page of blocks in (did, cid) order. */
-export function blocksPage(db: Db, after: { did: string; cid: string }, limit: number): { did: string; cid: string; bytes: Uint8Array }[] {
-  const rows = db
-    .prepare('SELECT did, cid, bytes FROM blocks WHERE (did, cid) > (?, ?) ORDER BY did, cid LIMIT ?')
-    .all(after.did, after.cid, limit) as { did: string; cid: string; bytes: Buffer }[]
-  return rows.map((r) => ({ ...r, bytes: asBytes(r.bytes) }))
-}
-
 export interface IdentityHistoryRow {
   id: number
   did: string

@@ -7,6 +7,7 @@
  */
 import { BlockMap, blocksToCarFile, def, MST, ReadableBlockstore } from '@atproto/repo'
 import { parseCid, type Cid } from '@atproto/lex-data'
+import { getBlock } from './blocks.ts'
 import type { Db } from './db.ts'
 
 export type BlockCheck = (cid: string, bytes: Uint8Array) => void
@@ -28,9 +29,8 @@ export class SqliteBlockstore extends ReadableBlockstore {
   /** Synchronous lookup by CID string. */
   get(cid: string): Uint8Array | undefined {
     // prepare() hands out the connection's cached statement (result modes reset): pluck on every use
-    const b = this.db.prepare('SELECT bytes FROM blocks WHERE did = ? AND cid = ?').pluck().get(this.did, cid) as Buffer | undefined
-    if (!b) return undefined
-    const bytes = new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+    const bytes = getBlock(this.db, this.did, cid)
+    if (!bytes) return undefined
     try {
       this.check?.(cid, bytes)
     } catch (err) {

@@ -4,6 +4,7 @@
  */
 import type { VerifiedCommit } from '../verify/commit.ts'
 import type { VerifiedSync } from '../verify/sync.ts'
+import { deleteBlocks, putBlocks } from './blocks.ts'
 import { nowIso, type Db } from './db.ts'
 import { CARD_COLLECTION } from './history.ts'
 import { setRepoHead } from './repos.ts'
@@ -41,11 +42,6 @@ export interface AcceptedCommit {
 }
 
 export const recordUri = (did: string, collection: string, rkey: string): string => `at://${did}/${collection}/${rkey}`
-
-function putBlocks(db: Db, did: string, blocks: Iterable<[string, Uint8Array]>): void {
-  const stmt = db.prepare('INSERT OR IGNORE INTO blocks (did, cid, bytes) VALUES (?, ?, ?)')
-  for (const [cid, bytes] of blocks) stmt.run(did, cid, bytes)
-}
 
 function putRecord(db: Db, did: string, op: AcceptedOp, rev: string, seq: number | null): void {
   const v = op.value!
@@ -163,7 +159,7 @@ export function writeHistory(db: Db, accepted: AcceptedCommit): void {
     `INSERT OR IGNORE INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source, key_op_cid, key_op_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'firehose', ?, ?)`,
   ).run(c.did, c.rev, c.cid, c.commit.data, c.since, c.seq, c.time, c.signingKey, c.commit.sig, accepted.keyOrigin?.cid ?? null, accepted.keyOrigin?.createdAt ?? null)
-  putBlocks(db, c.did, proofBlocks(accepted))
+  putBlocks(db, c.did, proofBlocks(accepted), c.cidBytes)
   const meta = { rev: c.rev, cid: c.cid, seq: c.seq, time: c.time, signingKey: c.signingKey }
   for (const op of accepted.ops) putVersion(db, c.did, op, op.action, meta, 'firehose')
 }
@@ -205,6 +201,8 @@ export interface VerifiedSnapshot {
   signingKey: string
   /** blocks to keep: commit, MST nodes on in-scope paths, in-scope records */
   blocks: Map<string, Uint8Array>
+  /** the binary CID of each of `blocks` (absent: parsed from the strings) */
+  cidBytes?: ReadonlyMap<string, Uint8Array>
   records: (AcceptedOp & { action: 'create' })[]
   /** stored records the snapshot proves absent, with the MST nodes proving it (in `blocks`) */
   absent?: { collection: string; rkey: string; proofPath: string[] }[]
@@ -234,7 +232,7 @@ export function writeSnapshot(db: Db, snap: VerifiedSnapshot, inScope: (collecti
     `INSERT OR IGNORE INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source, key_op_cid, key_op_at)
      VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, ?, 'resync', ?, ?)`,
   ).run(snap.did, snap.rev, snap.commitCid, snap.dataCid, snap.signingKey, snap.sig, snap.keyOrigin?.cid ?? null, snap.keyOrigin?.createdAt ?? null)
-  putBlocks(db, snap.did, snap.blocks)
+  putBlocks(db, snap.did, snap.blocks, snap.cidBytes)
   const meta = { rev: snap.rev, cid: snap.commitCid, seq: null, time: null, signingKey: snap.signingKey }
   for (const op of snap.records) {
     const uri = recordUri(snap.did, op.collection, op.rkey)
@@ -294,7 +292,7 @@ export function purgeRepo(db: Db, did: string, event: { seq: number | null; time
     ).run(did, event.seq, event.time, head?.rev ?? null, head?.headCid ?? null, gone.length, last, nowIso())
   }
   db.prepare('DELETE FROM records WHERE did = ?').run(did)
-  db.prepare('DELETE FROM blocks WHERE did = ?').run(did)
+  deleteBlocks(db, did)
   return gone.length
 }
 

@@ -223,4 +223,23 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE blocks_v2 RENAME TO blocks;
   CREATE UNIQUE INDEX blocks_by_did_cid ON blocks (did, cid);
   `,
+  /* 8: blocks keyed by (repo id, binary CID): the (did, cid) text index took 45 % of a batch's page
+        writes; 8-byte repo ids and 36-byte CIDs instead of ~32 + 59 characters halve its pages.
+        cid_binary() is the store's CID parser, registered by migrate() */ `
+  CREATE TABLE dids (
+    id  INTEGER PRIMARY KEY,
+    did TEXT NOT NULL UNIQUE
+  );
+  INSERT INTO dids (did) SELECT DISTINCT did FROM blocks ORDER BY did;
+  CREATE TABLE blocks_v3 (
+    repo  INTEGER NOT NULL,
+    cid   BLOB NOT NULL,
+    bytes BLOB NOT NULL
+  );
+  INSERT INTO blocks_v3 (repo, cid, bytes)
+    SELECT d.id, cid_binary(b.cid), b.bytes FROM blocks b JOIN dids d ON d.did = b.did ORDER BY d.id, b.rowid;
+  DROP TABLE blocks;
+  ALTER TABLE blocks_v3 RENAME TO blocks;
+  CREATE UNIQUE INDEX blocks_by_repo_cid ON blocks (repo, cid);
+  `,
 ]

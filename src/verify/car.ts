@@ -12,6 +12,8 @@ export type BlockSet = Map<string, Uint8Array>
 export interface VerifiedCar {
   roots: string[]
   blocks: BlockSet
+  /** each block's CID in binary form (views of the CAR, as the blocks are): the store keys blocks by these bytes */
+  cidBytes: Map<string, Uint8Array>
 }
 
 // the one-shot form: no Hash object per block (blocks are small and many)
@@ -30,6 +32,7 @@ export function readVerifiedCar(bytes: Uint8Array): VerifiedCar {
   }
   const roots = reader.roots.map((r) => r.$link)
   const blocks: BlockSet = new Map()
+  const cidBytes = new Map<string, Uint8Array>()
   try {
     for (const entry of reader) {
       const cid = cidToString(entry.cid)
@@ -44,12 +47,13 @@ export function readVerifiedCar(bytes: Uint8Array): VerifiedCar {
         )
       }
       blocks.set(cid, entry.bytes)
+      cidBytes.set(cid, entry.cid.bytes)
     }
   } catch (err) {
     if (err instanceof VerificationError) throw err
     throw new VerificationError('car-invalid', `CAR body does not parse: ${(err as Error).message}`, { cause: err })
   }
-  return { roots, blocks }
+  return { roots, blocks, cidBytes }
 }
 
 /** The CID (sha-256, DAG-CBOR) of a block's bytes, as a base32 string. */

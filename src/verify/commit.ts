@@ -50,6 +50,8 @@ export interface VerifiedCommit {
   signingKey: string
   ops: VerifiedOp[]
   blocks: BlockSet
+  /** the binary CID of each of `blocks` (absent: parse the strings) */
+  cidBytes?: ReadonlyMap<string, Uint8Array>
   /**
    * with `scopeKeys`: the MST nodes of `blocks` that in-scope keys could sit under (`nodesInRanges`),
    * the ones a mirror keeps to prove its records from this head
@@ -214,6 +216,7 @@ export async function verifyCommit(
     signingKey,
     ops,
     blocks: car.blocks,
+    cidBytes: car.cidBytes,
     ...(scopeNodes && { scopeNodes }),
   }
 }

@@ -28,6 +28,8 @@ export interface VerifiedRepoSnapshot {
   records: SnapshotRecord[]
   /** commit block, MST nodes on in-scope paths, in-scope record blocks */
   proofBlocks: BlockSet
+  /** the binary CID of each block of the CAR (views of it) */
+  cidBytes: ReadonlyMap<string, Uint8Array>
   /** how many records the repo holds in all collections */
   totalRecords: number
   /** keys asked for in `proveAbsent` that the repo does not hold, with the MST nodes proving it */
@@ -91,5 +93,5 @@ export async function verifyRepoSnapshot(
     for (const p of proofPath) proofBlocks.set(p, car.blocks.get(p)!)
     absent.push({ collection: k.collection, rkey: k.rkey, proofPath })
   }
-  return { verified: true, did, commitCid, commit, signingKey, records, proofBlocks, totalRecords: creates.length, absent }
+  return { verified: true, did, commitCid, commit, signingKey, records, proofBlocks, cidBytes: car.cidBytes, totalRecords: creates.length, absent }
 }

@@ -22,7 +22,7 @@ export function mirrorContent(dbPath: string): MirrorContent {
       ),
       commits: all('SELECT did, rev, cid, data_cid, since, seq, time, signing_key, hex(sig) AS sig, source FROM commits ORDER BY did, rev'),
       repos: all('SELECT did, rev, data_cid, head_cid, state, active, status, last_seq FROM repos ORDER BY did'),
-      blocks: (all('SELECT did, cid FROM blocks ORDER BY did, cid') as { did: string; cid: string }[]).map((b) => `${b.did} ${b.cid}`),
+      blocks: (all('SELECT d.did, hex(b.cid) AS cid FROM blocks b JOIN dids d ON d.id = b.repo ORDER BY d.did, b.cid') as { did: string; cid: string }[]).map((b) => `${b.did} ${b.cid}`),
       rejections: all('SELECT seq, did, reason, rev FROM rejections ORDER BY seq, did, reason'),
       cursors: all('SELECT service, seq, event_time FROM cursor ORDER BY service'),
     }

@@ -58,7 +58,7 @@ export function dbContent(dbPath: string) {
       records: all('SELECT uri, cid, rev, seq, valid, value_json FROM records ORDER BY uri'),
       versions: all('SELECT uri, rev, action, cid, prev_cid, commit_cid, seq, signing_key FROM record_versions ORDER BY uri, rev, action'),
       commits: all('SELECT did, rev, cid, data_cid, since, seq, source FROM commits ORDER BY did, rev'),
-      blocks: all('SELECT did, cid, length(bytes) AS n FROM blocks ORDER BY did, cid'),
+      blocks: all('SELECT d.did, hex(b.cid) AS cid, length(b.bytes) AS n FROM blocks b JOIN dids d ON d.id = b.repo ORDER BY d.did, b.cid'),
       repos: all('SELECT did, rev, data_cid, head_cid, state, active, status FROM repos ORDER BY did'),
       identities: all('SELECT did, handle, signing_key, pds FROM identities ORDER BY did'),
       rejections: all('SELECT seq, did, reason FROM rejections ORDER BY seq, did, reason'),
