@@ -99,6 +99,8 @@ describe('identity, accounts and #sync, followed live', () => {
       await live.caughtUp()
       expect(onlyDid(mirrorSnapshot(dbPath, { includeHidden: true }), d.did)).toEqual([])
       db = openDb(dbPath)
+      // the repo keeps its id (it had blocks before the deletion); none of its blocks remain
+      expect(db.prepare('SELECT COUNT(*) AS n FROM dids WHERE did = ?').get(d.did)).toEqual({ n: 1 })
       expect((db.prepare('SELECT COUNT(*) AS n FROM blocks WHERE repo = (SELECT id FROM dids WHERE did = ?)').get(d.did) as { n: number }).n).toBe(0)
       expect((db.prepare('SELECT COUNT(*) AS n FROM record_versions WHERE did = ?').get(d.did) as { n: number }).n).toBeGreaterThan(0)
       expect(readStatus(db).repos.byStatus.deleted).toBe(1)

@@ -26,14 +26,12 @@ export function cidText(bytes: Uint8Array): string {
   }
 }
 
-/** The repo's id in `dids`, created on first use. Call inside the write transaction. */
-export function repoId(db: Db, did: string): number {
-  const id = db.prepare('SELECT id FROM dids WHERE did = ?').pluck().get(did) as number | undefined
-  if (id !== undefined) return id
-  return Number(db.prepare('INSERT INTO dids (did) VALUES (?)').run(did).lastInsertRowid)
-}
-
 const knownRepoId = (db: Db, did: string): number | undefined => db.prepare('SELECT id FROM dids WHERE did = ?').pluck().get(did) as number | undefined
+
+/** The repo's id in `dids`, created on first use. Call inside the write transaction. */
+function repoId(db: Db, did: string): number {
+  return knownRepoId(db, did) ?? Number(db.prepare('INSERT INTO dids (did) VALUES (?)').run(did).lastInsertRowid)
+}
 
 /**
  * Stores blocks of one repo (present ones are left alone). `binary` gives a CID's bytes when the

@@ -3,6 +3,7 @@
  * prove them, the author's identity over time and account purges. Plain rows out; the proving is
  * `verify/proof.ts`'s job.
  */
+import { countBlocks } from './blocks.ts'
 import type { Db } from './db.ts'
 
 export type VersionAction = 'create' | 'update' | 'delete' | 'resync' | 'purge'
@@ -187,7 +188,7 @@ export function countProvenance(db: Db): { records: number; versions: number; co
     records: n('SELECT COUNT(*) FROM records'),
     versions: n('SELECT COUNT(*) FROM record_versions'),
     commits: n('SELECT COUNT(*) FROM commits'),
-    blocks: n('SELECT COUNT(*) FROM blocks'),
+    blocks: countBlocks(db),
     repos: n('SELECT COUNT(*) FROM repos'),
   }
 }

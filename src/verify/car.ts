@@ -12,7 +12,7 @@ export type BlockSet = Map<string, Uint8Array>
 export interface VerifiedCar {
   roots: string[]
   blocks: BlockSet
-  /** each block's CID in binary form (views of the CAR, as the blocks are): the store keys blocks by these bytes */
+  /** each block's CID in binary form, as the CAR holds it (views of the CAR, as the blocks are) */
   cidBytes: Map<string, Uint8Array>
 }
 
