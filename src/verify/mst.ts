@@ -8,6 +8,9 @@
  */
 import { MSTNode, MissingBlockError, NodeStore, NodeWalker, NodeWrangler, MemoryBlockStore, OverlayBlockStore, ReadonlyMemoryBlockStore } from '@atcute/mst'
 import type { BlockSet } from './car.ts'
+import { installKeyHeightMemo } from './mst-heights.ts'
+
+installKeyHeightMemo()
 
 export interface MstView {
   /** CID (string) the key maps to, or null when the key is absent */
