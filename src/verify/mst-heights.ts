@@ -18,10 +18,11 @@ type Create = typeof MSTNode.create
 export const libraryCreate: Create = MSTNode.create.bind(MSTNode)
 
 /**
- * Bounded by clearing when full: most repeats are within one commit (a node read, then re-made by
- * the inversion), so a plain Map beats an LRU's bookkeeping. 32 768 keys of ~60 characters ≈ 4 MB.
+ * Bounded by clearing when full. The repeats that pay are within one commit (a node read, then re-made
+ * by the inversion; about a hundred keys); a repo's next commit is typically thousands of commits
+ * later on a busy stream, so a memo big enough to span that would hold megabytes for few hits.
  */
-export const MEMO_LIMIT = 32_768
+export const MEMO_LIMIT = 4096
 const heights = new Map<string, number>()
 
 export async function keyHeight(key: string): Promise<number> {
