@@ -43,6 +43,9 @@ export interface AcceptedCommit {
 
 export const recordUri = (did: string, collection: string, rkey: string): string => `at://${did}/${collection}/${rkey}`
 
+/** The bounds of one DID's record URIs, [`at://DID/`, `at://DID0`): the primary key finds a repo's records. */
+export const didUriRange = (did: string): [string, string] => [`at://${did}/`, `at://${did}0`]
+
 function putRecord(db: Db, did: string, op: AcceptedOp, rev: string, seq: number | null): void {
   const v = op.value!
   db.prepare(
@@ -221,7 +224,7 @@ export interface SnapshotDiff {
 export function writeSnapshot(db: Db, snap: VerifiedSnapshot, inScope: (collection: string) => boolean): SnapshotDiff {
   const diff: SnapshotDiff = { created: 0, updated: 0, deleted: 0, unchanged: 0 }
   const existing = new Map(
-    (db.prepare('SELECT uri, cid, collection, rkey FROM records WHERE did = ?').all(snap.did) as {
+    (db.prepare('SELECT uri, cid, collection, rkey FROM records WHERE uri >= ? AND uri < ?').all(...didUriRange(snap.did)) as {
       uri: string
       cid: string
       collection: string
@@ -273,7 +276,7 @@ export function purgeRepo(db: Db, did: string, event: { seq: number | null; time
   const id = db.prepare('SELECT handle, handle_verified AS verified FROM identities WHERE did = ?').get(did) as
     | { handle: string | null; verified: number }
     | undefined
-  const gone = db.prepare('SELECT uri, collection, rkey, cid FROM records WHERE did = ? ORDER BY uri').all(did) as {
+  const gone = db.prepare('SELECT uri, collection, rkey, cid FROM records WHERE uri >= ? AND uri < ? ORDER BY uri').all(...didUriRange(did)) as {
     uri: string
     collection: string
     rkey: string
@@ -291,7 +294,7 @@ export function purgeRepo(db: Db, did: string, event: { seq: number | null; time
       `INSERT INTO repo_purges (did, seq, time, head_rev, head_cid, records, last_version_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(did, event.seq, event.time, head?.rev ?? null, head?.headCid ?? null, gone.length, last, nowIso())
   }
-  db.prepare('DELETE FROM records WHERE did = ?').run(did)
+  db.prepare('DELETE FROM records WHERE uri >= ? AND uri < ?').run(...didUriRange(did))
   deleteBlocks(db, did)
   return gone.length
 }
@@ -319,21 +322,32 @@ export interface RecordFilter {
 }
 
 export function listRecords(db: Db, f: RecordFilter = {}): RecordRow[] {
+  // Only the filters given are written into the SQL: "@x IS NULL OR …" keeps SQLite from using the
+  // uri range of a DID or records_by_collection.
+  const where: string[] = []
+  const params: Record<string, string | number> = { limit: f.limit ?? -1 }
+  if (f.did !== undefined) {
+    // the uri range when only the DID is given; did = @did lets records_by_collection serve both
+    where.push('r.did = @did AND r.uri >= @lo AND r.uri < @hi')
+    params.did = f.did
+    ;[params.lo, params.hi] = didUriRange(f.did)
+  }
+  if (f.collection !== undefined) {
+    where.push('r.collection = @collection')
+    params.collection = f.collection
+  }
+  if (!f.includeHidden) where.push('COALESCE(p.active, 1) = 1')
+  if (f.after !== undefined) {
+    where.push('r.rkey > @after')
+    params.after = f.after
+  }
   const rows = db
     .prepare(
       `SELECT r.uri, r.did, r.collection, r.rkey, r.cid, r.rev, r.valid, r.invalid_reason AS invalidReason, r.value_json AS json
        FROM records r LEFT JOIN repos p ON p.did = r.did
-       WHERE (@did IS NULL OR r.did = @did) AND (@collection IS NULL OR r.collection = @collection)
-         AND (@hidden = 1 OR COALESCE(p.active, 1) = 1)
-         AND (@after IS NULL OR r.rkey > @after)
+       ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
        ORDER BY r.did, r.collection, r.rkey LIMIT @limit`,
     )
-    .all({
-      did: f.did ?? null,
-      collection: f.collection ?? null,
-      hidden: f.includeHidden ? 1 : 0,
-      after: f.after ?? null,
-      limit: f.limit ?? -1,
-    }) as (Omit<RecordRow, 'value' | 'valid'> & { json: string; valid: number })[]
+    .all(params) as (Omit<RecordRow, 'value' | 'valid'> & { json: string; valid: number })[]
   return rows.map(({ json, valid, ...r }) => ({ ...r, valid: valid === 1, value: JSON.parse(json) }))
 }

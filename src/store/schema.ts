@@ -242,4 +242,9 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE blocks_v3 RENAME TO blocks;
   CREATE UNIQUE INDEX blocks_by_repo_cid ON blocks (repo, cid);
   `,
+  /* 9: a DID's records are the primary key's uri range [at://DID/, at://DID0) (a DID has no '/',
+        and '0' follows '/'), so records_by_did only cost one more random B-tree insert per record
+        write; (did, collection) lookups use records_by_collection */ `
+  DROP INDEX records_by_did;
+  `,
 ]

@@ -56,7 +56,8 @@ export function readStatus(db: Db): StatusReport {
     records: {
       total: Object.values(byCollection).reduce((a, b) => a + b, 0),
       invalid: count(db, 'SELECT COUNT(*) AS n FROM records WHERE valid = 0'),
-      hidden: count(db, 'SELECT COUNT(*) AS n FROM records r JOIN repos p ON p.did = r.did WHERE p.active = 0'),
+      // CROSS JOIN makes the repos the outer loop: each inactive repo is then one range of the records' key
+      hidden: count(db, "SELECT COUNT(*) AS n FROM repos p CROSS JOIN records r ON r.uri >= 'at://' || p.did || '/' AND r.uri < 'at://' || p.did || '0' WHERE p.active = 0"),
       byCollection,
     },
     repos: {
