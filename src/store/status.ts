@@ -4,6 +4,7 @@ import { readQueueDepths, type QueueDepths } from './queues.ts'
 import { listCursors, type CursorRow } from './cursor.ts'
 import type { Db } from './db.ts'
 import { getIdentityMode, type IdentityMode } from './identities.ts'
+import { didUriRange } from './records.ts'
 
 export interface StatusReport {
   cursors: CursorRow[]
@@ -43,6 +44,13 @@ const grouped = (db: Db, sql: string): Record<string, number> =>
 
 const count = (db: Db, sql: string): number => (db.prepare(sql).get() as { n: number }).n
 
+/** Records of inactive repos: each repo's are one range of the records' key (`didUriRange`). */
+function hiddenRecords(db: Db): number {
+  const inRange = db.prepare('SELECT COUNT(*) FROM records WHERE uri >= ? AND uri < ?').pluck()
+  const dids = db.prepare('SELECT did FROM repos WHERE active = 0').pluck().all() as string[]
+  return dids.reduce((n, did) => n + (inRange.get(...didUriRange(did)) as number), 0)
+}
+
 export function readStatus(db: Db): StatusReport {
   const byCollection = grouped(db, 'SELECT collection AS k, COUNT(*) AS n FROM records GROUP BY collection ORDER BY collection')
   const byState = grouped(db, 'SELECT state AS k, COUNT(*) AS n FROM repos GROUP BY state')
@@ -56,8 +64,7 @@ export function readStatus(db: Db): StatusReport {
     records: {
       total: Object.values(byCollection).reduce((a, b) => a + b, 0),
       invalid: count(db, 'SELECT COUNT(*) AS n FROM records WHERE valid = 0'),
-      // CROSS JOIN makes the repos the outer loop: each inactive repo is then one range of the records' key
-      hidden: count(db, "SELECT COUNT(*) AS n FROM repos p CROSS JOIN records r ON r.uri >= 'at://' || p.did || '/' AND r.uri < 'at://' || p.did || '0' WHERE p.active = 0"),
+      hidden: hiddenRecords(db),
       byCollection,
     },
     repos: {
