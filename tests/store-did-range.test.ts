@@ -1,12 +1,14 @@
 // Records of one DID are found by the uri range [at://DID/, at://DID0) of the primary key (schema 9
 // dropped records_by_did). The DIDs here are chosen so that plain prefix matching would mix them up:
-// one is a prefix of another, and '.' sorts just below '/'.
+// one is a prefix of another, and '.' sorts just below '/'. Their commits are keyed by repo id (schema
+// 10, below).
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { encode } from '@atcute/cbor'
 import Database from 'better-sqlite3'
 import { cidBinary } from '../src/store/blocks.ts'
 import { openDb, type Db } from '../src/store/db.ts'
+import { commitsPage, getCommitByCid } from '../src/store/history.ts'
 import { didUriRange, listRecords, purgeRepo, writeSnapshot, type VerifiedSnapshot } from '../src/store/records.ts'
 import { setRepoAccount } from '../src/store/repos.ts'
 import { MIGRATIONS } from '../src/store/schema.ts'
@@ -110,6 +112,62 @@ describe("a DID's records by uri range", () => {
     expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 'records_by_did'").pluck().get()).toBeUndefined()
     expect(uris(db, COM)).toEqual([`at://${COM}/${NOTE}/n1`])
     expect(uris(db, CO)).toEqual([])
+    db.close()
+  })
+})
+
+// Commits are keyed by (repo id, rev) (schema 10). The DIDs are given ids out of their sort order
+// here, so a page that followed the ids instead of the DIDs would come out in the wrong order.
+describe("a DID's commits by repo id", () => {
+  const revs = ['3kaaaaaaaaa22', '3kaaaaaaaaa33']
+  const commitOf = (did: string, rev: string) => snapshot(did, rev, [`${NOTE}/n1`])
+
+  it('found by DID and cid, walked in (DID, rev) order, written once', () => {
+    const db = openDb(join(tmp.dir, 'commits.db'))
+    expect(db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'commits'").pluck().all()).toEqual(['commits_by_repo_rev'])
+    for (const did of [COM_AU, CO, COM]) for (const rev of revs) writeSnapshot(db, commitOf(did, rev), IN_SCOPE)
+    writeSnapshot(db, commitOf(COM, revs[0]!), IN_SCOPE)
+    expect(db.prepare('SELECT COUNT(*) FROM commits').pluck().get()).toBe(6)
+    expect(db.prepare('SELECT did FROM dids ORDER BY id').pluck().all()).toEqual([COM_AU, CO, COM])
+
+    const wanted = commitOf(COM, revs[1]!)
+    expect(getCommitByCid(db, COM, wanted.commitCid)).toMatchObject({ did: COM, rev: revs[1], cid: wanted.commitCid, source: 'resync' })
+    expect(getCommitByCid(db, CO, wanted.commitCid)).toBeUndefined()
+
+    const walked: string[] = []
+    for (let after = { did: '', rev: '' }; ; ) {
+      const page = commitsPage(db, after, 4)
+      if (!page.length) break
+      walked.push(...page.map((c) => `${c.did} ${c.rev}`))
+      after = page.at(-1)!
+    }
+    expect(walked).toEqual([CO, COM, COM_AU].flatMap((did) => revs.map((rev) => `${did} ${rev}`)))
+    db.close()
+  })
+
+  it('a schema-9 database migrates: each commit gets its DID id (ids already given to blocks are kept)', () => {
+    const path = join(tmp.dir, 'v9.db')
+    const old = new Database(path)
+    old.function('cid_binary', (cid: string) => cidBinary(cid))
+    for (const [i, sql] of MIGRATIONS.slice(0, 9).entries()) {
+      old.exec(sql)
+      old.pragma(`user_version = ${i + 1}`)
+    }
+    old.prepare('INSERT INTO dids (did) VALUES (?)').run(COM)
+    const insert = old.prepare(
+      `INSERT INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source, key_op_cid, key_op_at)
+       VALUES (?, ?, ?, 'bafydata', NULL, 5, 'then', 'did:key:z', x'00', 'firehose', 'bafyop', 'when')`,
+    )
+    insert.run(CO, revs[0], 'bafyco')
+    insert.run(COM, revs[0], 'bafycom')
+    old.close()
+
+    const db = openDb(path)
+    expect(db.prepare('SELECT d.did, c.did FROM commits c JOIN dids d ON d.id = c.repo ORDER BY c.did').raw().all()).toEqual([[CO, CO], [COM, COM]])
+    expect(db.prepare('SELECT id FROM dids WHERE did = ?').pluck().get(COM)).toBe(1)
+    expect(getCommitByCid(db, COM, 'bafycom')).toMatchObject({ rev: revs[0], seq: 5, signingKey: 'did:key:z' })
+    expect(db.prepare('SELECT key_op_cid, key_op_at FROM commits WHERE did = ?').raw().get(CO)).toEqual(['bafyop', 'when'])
+    expect(commitsPage(db, { did: '', rev: '' }, 10).map((c) => c.did)).toEqual([CO, COM])
     db.close()
   })
 })

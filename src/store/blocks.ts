@@ -1,12 +1,13 @@
 /**
  * The proof blocks: commits, MST nodes and records, keyed by (repo, CID). The repo is a small integer
- * from `dids` and the CID is stored as its 36 binary bytes, not a 59-character string: that index
+ * from `dids` (`repo-ids.ts`) and the CID is stored as its 36 binary bytes, not a 59-character string: that index
  * takes a page write for nearly every block a batch adds (CIDs are random within a repo), and keys
  * a third the size make it a third as many pages (bench: see README, "Where the time goes").
  * Callers speak CID strings; the binary form stays in here.
  */
 import { decode as decodeCid, fromString as cidFromString, toString as cidToString } from '@atcute/cid'
 import type { Db } from './db.ts'
+import { knownRepoId, repoId } from './repo-ids.ts'
 
 /** The binary form of a CID string (a string that does not parse keeps its UTF-8 bytes: it then matches nothing, and `verify` reports it). */
 export function cidBinary(cid: string): Uint8Array {
@@ -24,13 +25,6 @@ export function cidText(bytes: Uint8Array): string {
   } catch {
     return `invalid-cid:${Buffer.from(bytes).toString('hex')}`
   }
-}
-
-const knownRepoId = (db: Db, did: string): number | undefined => db.prepare('SELECT id FROM dids WHERE did = ?').pluck().get(did) as number | undefined
-
-/** The repo's id in `dids`, created on first use. Call inside the write transaction. */
-function repoId(db: Db, did: string): number {
-  return knownRepoId(db, did) ?? Number(db.prepare('INSERT INTO dids (did) VALUES (?)').run(did).lastInsertRowid)
 }
 
 /**

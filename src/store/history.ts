@@ -5,6 +5,7 @@
  */
 import { countBlocks } from './blocks.ts'
 import type { Db } from './db.ts'
+import { REPO_OF_DID } from './repo-ids.ts'
 
 export type VersionAction = 'create' | 'update' | 'delete' | 'resync' | 'purge'
 
@@ -118,17 +119,21 @@ export interface CommitRow {
   source: 'firehose' | 'resync'
 }
 
-const COMMIT_COLUMNS = `did, rev, cid, data_cid AS dataCid, since, seq, time, signing_key AS signingKey, sig, source`
+const commitColumns = (t = ''): string =>
+  `${t}did, ${t}rev, ${t}cid, ${t}data_cid AS dataCid, ${t}since, ${t}seq, ${t}time, ${t}signing_key AS signingKey, ${t}sig, ${t}source`
 
 export function getCommitByCid(db: Db, did: string, cid: string): CommitRow | undefined {
-  return db.prepare(`SELECT ${COMMIT_COLUMNS} FROM commits WHERE did = ? AND cid = ?`).get(did, cid) as CommitRow | undefined
+  return db.prepare(`SELECT ${commitColumns()} FROM commits WHERE repo = ${REPO_OF_DID} AND cid = ?`).get(did, cid) as CommitRow | undefined
 }
 
-/** A page of commits in (did, rev) order. */
+/** A page of commits in (did, rev) order: the DIDs walked in order through `dids`, each one's commits through its key. */
 export function commitsPage(db: Db, after: { did: string; rev: string }, limit: number): CommitRow[] {
   return db
-    .prepare(`SELECT ${COMMIT_COLUMNS} FROM commits WHERE (did, rev) > (?, ?) ORDER BY did, rev LIMIT ?`)
-    .all(after.did, after.rev, limit) as CommitRow[]
+    .prepare(
+      `SELECT ${commitColumns('c.')} FROM dids d CROSS JOIN commits c ON c.repo = d.id
+       WHERE d.did >= ? AND (d.did > ? OR c.rev > ?) ORDER BY d.did, c.rev LIMIT ?`,
+    )
+    .all(after.did, after.did, after.rev, limit) as CommitRow[]
 }
 
 export interface IdentityHistoryRow {

@@ -4,6 +4,7 @@
  * key floors that decide which keys later events may use.
  */
 import { nowIso, type Db } from './db.ts'
+import { REPO_OF_DID } from './repo-ids.ts'
 
 export type KeySource = 'plc-log' | 'plc-directory' | 'did-web'
 
@@ -152,7 +153,7 @@ export function keyOrigin(db: Db, did: string, signingKey: string, opCid?: strin
  * did + rev), completed from the key history. Null when the commit was verified without a PLC log.
  */
 export function commitKeyOrigin(db: Db, did: string, rev: string): KeyOrigin | null {
-  const c = db.prepare('SELECT signing_key, key_op_cid, key_op_at FROM commits WHERE did = ? AND rev = ?').get(did, rev) as
+  const c = db.prepare(`SELECT signing_key, key_op_cid, key_op_at FROM commits WHERE repo = ${REPO_OF_DID} AND rev = ?`).get(did, rev) as
     | { signing_key: string; key_op_cid: string | null; key_op_at: string | null }
     | undefined
   if (!c?.key_op_cid) return null

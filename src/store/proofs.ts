@@ -9,6 +9,7 @@ import { BlockMap, blocksToCarFile, def, MST, ReadableBlockstore } from '@atprot
 import { parseCid, type Cid } from '@atproto/lex-data'
 import { getBlock } from './blocks.ts'
 import type { Db } from './db.ts'
+import { REPO_OF_DID } from './repo-ids.ts'
 
 export type BlockCheck = (cid: string, bytes: Uint8Array) => void
 
@@ -123,7 +124,7 @@ export async function buildRecordProofCar(
     rev = v.rev
     at = 'version'
   }
-  const commit = db.prepare('SELECT signing_key AS signingKey FROM commits WHERE did = ? AND cid = ?').get(did, commitCid) as
+  const commit = db.prepare(`SELECT signing_key AS signingKey FROM commits WHERE repo = ${REPO_OF_DID} AND cid = ?`).get(did, commitCid) as
     | { signingKey: string }
     | undefined
   if (!commit) throw new ProofUnavailableError('blocks-missing', `commit ${commitCid} of ${did} is not stored`)

@@ -6,7 +6,8 @@ import type { VerifiedCommit } from '../verify/commit.ts'
 import type { VerifiedSync } from '../verify/sync.ts'
 import { deleteBlocks, putBlocks } from './blocks.ts'
 import { nowIso, type Db } from './db.ts'
-import { CARD_COLLECTION } from './history.ts'
+import { CARD_COLLECTION, type CommitRow } from './history.ts'
+import { repoId } from './repo-ids.ts'
 import { setRepoHead } from './repos.ts'
 
 /** A record body decoded and checked against its lexicon (invalid ones are kept, flagged). */
@@ -152,16 +153,21 @@ function proofBlocks(accepted: AcceptedCommit): [string, Uint8Array][] {
   return [...c.blocks].filter(([cid]) => keep.has(cid))
 }
 
+/** A signed head, keyed by (repo id, rev); one already stored is left as it is. */
+function putCommitRow(db: Db, row: CommitRow, keyOrigin: KeyOriginRef | null | undefined): void {
+  db.prepare(
+    `INSERT OR IGNORE INTO commits (repo, did, rev, cid, data_cid, since, seq, time, signing_key, sig, source, key_op_cid, key_op_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  ).run(repoId(db, row.did), row.did, row.rev, row.cid, row.dataCid, row.since, row.seq, row.time, row.signingKey, row.sig, row.source, keyOrigin?.cid ?? null, keyOrigin?.createdAt ?? null)
+}
+
 /**
  * Keeps the proof of a verified commit without changing current state: the commit row, its blocks
  * (commit, MST nodes, in-scope records) and a version row per in-scope op. Idempotent.
  */
 export function writeHistory(db: Db, accepted: AcceptedCommit): void {
   const c = accepted.commit
-  db.prepare(
-    `INSERT OR IGNORE INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source, key_op_cid, key_op_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'firehose', ?, ?)`,
-  ).run(c.did, c.rev, c.cid, c.commit.data, c.since, c.seq, c.time, c.signingKey, c.commit.sig, accepted.keyOrigin?.cid ?? null, accepted.keyOrigin?.createdAt ?? null)
+  putCommitRow(db, { did: c.did, rev: c.rev, cid: c.cid, dataCid: c.commit.data, since: c.since, seq: c.seq, time: c.time, signingKey: c.signingKey, sig: c.commit.sig, source: 'firehose' }, accepted.keyOrigin)
   putBlocks(db, c.did, proofBlocks(accepted), c.cidBytes)
   const meta = { rev: c.rev, cid: c.cid, seq: c.seq, time: c.time, signingKey: c.signingKey }
   for (const op of accepted.ops) putVersion(db, c.did, op, op.action, meta, 'firehose')
@@ -186,10 +192,7 @@ export function writeCommit(db: Db, accepted: AcceptedCommit): void {
  * head is kept (commit row + block) so current records stay provable from the current head.
  */
 export function writeSyncHead(db: Db, s: VerifiedSync, since: string | null, keyOrigin: KeyOriginRef | null = null): void {
-  db.prepare(
-    `INSERT OR IGNORE INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source, key_op_cid, key_op_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'firehose', ?, ?)`,
-  ).run(s.did, s.rev, s.cid, s.commit.data, since, s.seq, s.time, s.signingKey, s.commit.sig, keyOrigin?.cid ?? null, keyOrigin?.createdAt ?? null)
+  putCommitRow(db, { did: s.did, rev: s.rev, cid: s.cid, dataCid: s.commit.data, since, seq: s.seq, time: s.time, signingKey: s.signingKey, sig: s.commit.sig, source: 'firehose' }, keyOrigin)
   putBlocks(db, s.did, [[s.cid, s.commitBytes]])
   setRepoHead(db, s.did, { rev: s.rev, dataCid: s.commit.data, headCid: s.cid, seq: s.seq })
 }
@@ -231,10 +234,7 @@ export function writeSnapshot(db: Db, snap: VerifiedSnapshot, inScope: (collecti
       rkey: string
     }[]).map((r) => [r.uri, r]),
   )
-  db.prepare(
-    `INSERT OR IGNORE INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source, key_op_cid, key_op_at)
-     VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, ?, 'resync', ?, ?)`,
-  ).run(snap.did, snap.rev, snap.commitCid, snap.dataCid, snap.signingKey, snap.sig, snap.keyOrigin?.cid ?? null, snap.keyOrigin?.createdAt ?? null)
+  putCommitRow(db, { did: snap.did, rev: snap.rev, cid: snap.commitCid, dataCid: snap.dataCid, since: null, seq: null, time: null, signingKey: snap.signingKey, sig: snap.sig, source: 'resync' }, snap.keyOrigin)
   putBlocks(db, snap.did, snap.blocks, snap.cidBytes)
   const meta = { rev: snap.rev, cid: snap.commitCid, seq: null, time: null, signingKey: snap.signingKey }
   for (const op of snap.records) {

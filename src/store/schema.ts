@@ -247,4 +247,30 @@ export const MIGRATIONS: string[] = [
         write; (did, collection) lookups use records_by_collection */ `
   DROP INDEX records_by_did;
   `,
+  /* 10: commits keyed by (repo id, rev): the (did, rev) key of ~50 bytes an entry took about one
+        page write in six of a batch; with the repo id an entry is ~20 bytes. The did column stays,
+        so a row still says whose commit it is */ `
+  INSERT OR IGNORE INTO dids (did) SELECT DISTINCT did FROM commits ORDER BY did;
+  CREATE TABLE commits_v2 (
+    repo        INTEGER NOT NULL,
+    did         TEXT NOT NULL,
+    rev         TEXT NOT NULL,
+    cid         TEXT NOT NULL,
+    data_cid    TEXT NOT NULL,
+    since       TEXT,
+    seq         INTEGER,
+    time        TEXT,
+    signing_key TEXT NOT NULL,
+    sig         BLOB NOT NULL,
+    source      TEXT NOT NULL CHECK (source IN ('firehose', 'resync')),
+    key_op_cid  TEXT,
+    key_op_at   TEXT
+  );
+  INSERT INTO commits_v2 (repo, did, rev, cid, data_cid, since, seq, time, signing_key, sig, source, key_op_cid, key_op_at)
+    SELECT d.id, c.did, c.rev, c.cid, c.data_cid, c.since, c.seq, c.time, c.signing_key, c.sig, c.source, c.key_op_cid, c.key_op_at
+    FROM commits c JOIN dids d ON d.did = c.did ORDER BY c.rowid;
+  DROP TABLE commits;
+  ALTER TABLE commits_v2 RENAME TO commits;
+  CREATE UNIQUE INDEX commits_by_repo_rev ON commits (repo, rev);
+  `,
 ]
