@@ -69,6 +69,7 @@ describe("a DID's records by uri range", () => {
     expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length)
     const indexes = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records'").pluck().all() as string[])
     expect(indexes).not.toContain('records_by_did')
+    expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 'record_versions_by_did'").pluck().get()).toBeUndefined()
 
     for (const did of [CO, COM, COM_AU]) writeSnapshot(db, snapshot(did, '3kaaaaaaaaa22', [`${DECK}/d1`, `${NOTE}/n1`, `${NOTE}/n2`]), IN_SCOPE)
     expect(uris(db)).toHaveLength(9)
@@ -91,6 +92,15 @@ describe("a DID's records by uri range", () => {
     expect(uris(db, COM_AU)).toHaveLength(3)
     const tombs = db.prepare("SELECT did, COUNT(*) FROM record_versions WHERE action = 'purge' GROUP BY did").raw().all()
     expect(tombs).toEqual([[COM, 2]])
+
+    // A purge names the repo's last version (schema 11 finds it in the DID's uri range): CO's records
+    // are all deleted first, then COM_AU writes a later version, which must not be taken for CO's.
+    writeSnapshot(db, snapshot(CO, '3kaaaaaaaaa44', []), IN_SCOPE)
+    const coLast = db.prepare('SELECT MAX(id) FROM record_versions WHERE did = ?').pluck().get(CO) as number
+    writeSnapshot(db, snapshot(COM_AU, '3kaaaaaaaaa44', [`${NOTE}/n3`]), IN_SCOPE)
+    expect(purgeRepo(db, CO, { seq: 9, time: null })).toBe(0)
+    expect(db.prepare('SELECT last_version_id FROM repo_purges WHERE did = ?').pluck().get(CO)).toBe(coLast)
+    expect(db.prepare('SELECT MAX(id) FROM record_versions').pluck().get()).toBeGreaterThan(coLast)
     db.close()
   })
 

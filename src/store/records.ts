@@ -288,7 +288,8 @@ export function purgeRepo(db: Db, did: string, event: { seq: number | null; time
      VALUES (?, ?, ?, ?, 'purge', NULL, ?, NULL, NULL, ?, ?, NULL, '[]', ?, ?)`,
   )
   for (const r of gone) tomb.run(r.uri, did, r.collection, r.rkey, r.cid, event.seq, event.time, id?.handle ?? null, id ? id.verified : null)
-  const last = (db.prepare('SELECT MAX(id) AS id FROM record_versions WHERE did = ?').get(did) as { id: number | null }).id
+  // the DID's uri range of the (uri, rev) key, which holds each version's id (schema 11)
+  const last = (db.prepare('SELECT MAX(id) AS id FROM record_versions WHERE uri >= ? AND uri < ?').get(...didUriRange(did)) as { id: number | null }).id
   if (last !== null) {
     db.prepare(
       `INSERT INTO repo_purges (did, seq, time, head_rev, head_cid, records, last_version_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,

@@ -273,4 +273,9 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE commits_v2 RENAME TO commits;
   CREATE UNIQUE INDEX commits_by_repo_rev ON commits (repo, rev);
   `,
+  /* 11: record_versions_by_did (did, id) served one query, a purge's last version id, and cost a
+        random B-tree insert per version written; the (uri, rev) key's range for the DID holds the
+        same ids */ `
+  DROP INDEX record_versions_by_did;
+  `,
 ]
