@@ -56,8 +56,8 @@ export function openDb(path: string, opts: OpenOptions = {}): Db {
         db.pragma('journal_mode = WAL')
         db.pragma('synchronous = NORMAL')
         // checkpoints every ~40 MB of WAL instead of every 4 MB: each one rewrites the index pages
-        // that every batch touches (blocks, versions, commits are keyed by DID, so a batch dirties
-        // pages all over them); the bench measured the default's checkpoints at a sixth of the CPU
+        // that every batch touches (blocks, commits and versions are keyed by repo or URI, so a batch
+        // dirties pages all over them); the bench measured the default's checkpoints at a sixth of the CPU
         db.pragma('wal_autocheckpoint = 10000')
         db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`)
         // 16 MB of page cache (default 2 MB): the hot index pages stay in memory between batches
