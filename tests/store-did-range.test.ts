@@ -55,6 +55,17 @@ function snapshot(did: string, rev: string, keys: string[]): VerifiedSnapshot {
   }
 }
 
+/** A database as an older release left it: the first `level` migrations, run as `migrate()` runs them. */
+function databaseAtSchema(path: string, level: number): Database.Database {
+  const old = new Database(path)
+  old.function('cid_binary', (cid: string) => cidBinary(cid))
+  for (const [i, sql] of MIGRATIONS.slice(0, level).entries()) {
+    old.exec(sql)
+    old.pragma(`user_version = ${i + 1}`)
+  }
+  return old
+}
+
 const uris = (db: Db, did?: string): string[] => listRecords(db, { did, includeHidden: true }).map((r) => r.uri)
 
 describe("a DID's records by uri range", () => {
@@ -106,12 +117,7 @@ describe("a DID's records by uri range", () => {
 
   it('a schema-8 database migrates: the index goes, its records are still found by DID', () => {
     const path = join(tmp.dir, 'v8.db')
-    const old = new Database(path)
-    old.function('cid_binary', (cid: string) => cidBinary(cid))
-    for (const [i, sql] of MIGRATIONS.slice(0, 8).entries()) {
-      old.exec(sql)
-      old.pragma(`user_version = ${i + 1}`)
-    }
+    const old = databaseAtSchema(path, 8)
     old
       .prepare(`INSERT INTO records (uri, did, collection, rkey, cid, rev, value_json, value_cbor, valid, indexed_at) VALUES (?, ?, ?, 'n1', 'bafy', 'r', '{}', x'a0', 1, 'now')`)
       .run(`at://${COM}/${NOTE}/n1`, COM, NOTE)
@@ -157,12 +163,7 @@ describe("a DID's commits by repo id", () => {
 
   it('a schema-9 database migrates: each commit gets its DID id (ids already given to blocks are kept)', () => {
     const path = join(tmp.dir, 'v9.db')
-    const old = new Database(path)
-    old.function('cid_binary', (cid: string) => cidBinary(cid))
-    for (const [i, sql] of MIGRATIONS.slice(0, 9).entries()) {
-      old.exec(sql)
-      old.pragma(`user_version = ${i + 1}`)
-    }
+    const old = databaseAtSchema(path, 9)
     old.prepare('INSERT INTO dids (did) VALUES (?)').run(COM)
     const insert = old.prepare(
       `INSERT INTO commits (did, rev, cid, data_cid, since, seq, time, signing_key, sig, source, key_op_cid, key_op_at)
