@@ -375,17 +375,32 @@ describe('verify', () => {
     expect(human.stdout).toContain('1 FAILURE')
   })
 
-  it("a record's CBOR changed in SQLite: verify names the records row and exits 1", async () => {
+  // A record's bytes are kept once, as its block (schema 12): the records row is checked against it.
+  it("a record's block changed in SQLite: verify names the block and the records row and exits 1", async () => {
+    const card = cards[0]!
     const db = new Database(dbPath, { readonly: true })
-    const cbor = db.prepare('SELECT value_cbor FROM records WHERE uri = ?').pluck().get(cards[0]!.uri) as Buffer
+    const cbor = db.prepare(`SELECT bytes FROM blocks WHERE ${BLOCK_KEY}`).pluck().get(A, cidBinary(card.cid)) as Buffer
     db.close()
     const forged = Buffer.from(cbor.toString('latin1').replace('Q0', 'Q9'), 'latin1')
     expect(forged.equals(cbor)).toBe(false)
-    const path = tampered('cbor', 'UPDATE records SET value_cbor = ? WHERE uri = ?', forged, cards[0]!.uri)
+    const path = tampered('cbor', `UPDATE blocks SET bytes = ? WHERE ${BLOCK_KEY}`, forged, A, cidBinary(card.cid))
     const r = await cli(['verify', '--db', path, '--json'])
     expect(r.code).toBe(1)
-    const { failures } = JSON.parse(r.stdout)
-    expect(failures).toEqual([expect.objectContaining({ table: 'records', key: { uri: cards[0]!.uri }, code: 'cid-mismatch' })])
+    const { failures } = JSON.parse(r.stdout) as { failures: { table: string; row: string; key: unknown; code: string; message: string }[] }
+    expect(failures.map((f) => f.row)).toContain(`blocks did=${A} cid=${card.cid}`)
+    const row = failures.find((f) => f.table === 'records')
+    expect(row).toMatchObject({ key: { uri: card.uri }, code: 'cid-mismatch' })
+    expect(row!.message).toContain(`record block ${card.cid} hashes to`)
+    expect(failures.every((f) => f.code === 'cid-mismatch')).toBe(true)
+  })
+
+  it("a current record's block gone from SQLite: verify names the records row as block-missing", async () => {
+    const card = cards[0]!
+    const r = await cli(['verify', '--db', tampered('nocbor', `DELETE FROM blocks WHERE ${BLOCK_KEY}`, A, cidBinary(card.cid)), '--json'])
+    expect(r.code).toBe(1)
+    const { failures } = JSON.parse(r.stdout) as { failures: { table: string; key: unknown; code: string }[] }
+    expect(failures.find((f) => f.table === 'records')).toMatchObject({ key: { uri: card.uri }, code: 'block-missing' })
+    expect(failures.every((f) => f.code === 'block-missing')).toBe(true)
   })
 
   it('a proof block changed in SQLite: verify names the block and the versions and records it proves', async () => {

@@ -5,8 +5,6 @@
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { encode } from '@atcute/cbor'
-import Database from 'better-sqlite3'
-import { cidBinary } from '../src/store/blocks.ts'
 import { openDb, type Db } from '../src/store/db.ts'
 import { commitsPage, getCommitByCid } from '../src/store/history.ts'
 import { didUriRange, listRecords, purgeRepo, writeSnapshot, type VerifiedSnapshot } from '../src/store/records.ts'
@@ -15,6 +13,7 @@ import { MIGRATIONS } from '../src/store/schema.ts'
 import { readStatus } from '../src/store/status.ts'
 import { cidOfBlock } from '../src/verify/car.ts'
 import { tempDir } from './helpers/mirror.ts'
+import { databaseAtSchema } from './helpers/schema.ts'
 
 const tmp = tempDir()
 afterAll(() => tmp.cleanup())
@@ -53,17 +52,6 @@ function snapshot(did: string, rev: string, keys: string[]): VerifiedSnapshot {
     blocks: new Map([[cidOfBlock(commit), commit], ...records.map((r): [string, Uint8Array] => [r.cid, r.value.cbor])]),
     records,
   }
-}
-
-/** A database as an older release left it: the first `level` migrations, run as `migrate()` runs them. */
-function databaseAtSchema(path: string, level: number): Database.Database {
-  const old = new Database(path)
-  old.function('cid_binary', (cid: string) => cidBinary(cid))
-  for (const [i, sql] of MIGRATIONS.slice(0, level).entries()) {
-    old.exec(sql)
-    old.pragma(`user_version = ${i + 1}`)
-  }
-  return old
 }
 
 const uris = (db: Db, did?: string): string[] => listRecords(db, { did, includeHidden: true }).map((r) => r.uri)

@@ -683,12 +683,11 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   function recordValue(collection: string, bytes: Uint8Array): RecordValue {
     const decoded = decodeRecord(bytes)
     // proven (its hash is in the signed tree) but not a record: kept as signed, flagged invalid
-    if (!decoded.ok) return { json: 'null', cbor: bytes, valid: false, invalidReason: decoded.reason }
+    if (!decoded.ok) return { json: 'null', valid: false, invalidReason: decoded.reason }
     const value = decoded.value
     const validity = validateRecord(collection, value)
     return {
       json: JSON.stringify(value),
-      cbor: bytes,
       valid: validity.valid,
       invalidReason: validity.valid ? null : validity.reason,
     }

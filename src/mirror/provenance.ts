@@ -280,7 +280,7 @@ export async function reverifyVersion(db: Db, v: VersionRow, purges: PurgeRow[],
 /**
  * Re-proves the current record from the repo's stored head: the proof CAR `export-proof` would write
  * (commit signature by the key the head was accepted with, MST path, record bytes) and the row's
- * JSON against its CBOR.
+ * JSON against the record's block (its CBOR, the one copy of the record's bytes the mirror keeps).
  */
 export async function reverifyCurrent(
   db: Db,
@@ -289,7 +289,9 @@ export async function reverifyCurrent(
 ): Promise<{ proof: ProofStatus; commitCid: string | null }> {
   let built: RecordProofCar | undefined
   try {
-    verifyRecordValue(rec.cid, rec.valueCbor, rec.valueJson)
+    const cbor = getBlock(db, rec.did, rec.cid)
+    if (!cbor) throw new ProofFailure('block-missing', `the record's block ${rec.cid} is not stored`, { cid: rec.cid })
+    verifyRecordValue(rec.cid, cbor, rec.valueJson)
     built = await buildRecordProofCar(db, rec.uri, { checkBlock })
     await verifyProofCar(built.car, { did: rec.did, signingKey: built.signingKey, collection: rec.collection, rkey: rec.rkey, cid: rec.cid }, signatures)
     return { proof: { status: 'verified' }, commitCid: built.commitCid }

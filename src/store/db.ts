@@ -111,7 +111,7 @@ function migrate(db: Db): void {
   // step takes the write lock first (BEGIN IMMEDIATE) and re-reads the version under it, so the
   // second opener waits (busy_timeout) and then finds the work done.
   const version = () => db.pragma('user_version', { simple: true }) as number
-  // migration 8 turns stored CID strings into their bytes with the store's own parser
+  // migrations 8 and 12 turn stored CID strings into their bytes with the store's own parser
   db.function('cid_binary', { deterministic: true }, (cid: unknown) => cidBinary(String(cid)))
   for (;;) {
     const done = db.transaction(() => {

@@ -64,13 +64,12 @@ export interface CurrentRecordRow {
   rev: string
   seq: number | null
   valueJson: string
-  valueCbor: Uint8Array
   valid: boolean
   invalidReason: string | null
   indexedAt: string
 }
 
-const RECORD_COLUMNS = `uri, did, collection, rkey, cid, rev, seq, value_json AS valueJson, value_cbor AS valueCbor, valid,
+const RECORD_COLUMNS = `uri, did, collection, rkey, cid, rev, seq, value_json AS valueJson, valid,
   invalid_reason AS invalidReason, indexed_at AS indexedAt`
 
 type RawRecord = Omit<CurrentRecordRow, 'valid'> & { valid: number }

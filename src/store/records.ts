@@ -10,10 +10,12 @@ import { CARD_COLLECTION, type CommitRow } from './history.ts'
 import { repoId } from './repo-ids.ts'
 import { setRepoHead } from './repos.ts'
 
-/** A record body decoded and checked against its lexicon (invalid ones are kept, flagged). */
+/**
+ * A record body decoded and checked against its lexicon (invalid ones are kept, flagged). Its bytes
+ * are not copied here: they are the record's block, kept in `blocks` with the commit's proof.
+ */
 export interface RecordValue {
   json: string
-  cbor: Uint8Array
   valid: boolean
   invalidReason: string | null
 }
@@ -50,9 +52,9 @@ export const didUriRange = (did: string): [string, string] => [`at://${did}/`, `
 function putRecord(db: Db, did: string, op: AcceptedOp, rev: string, seq: number | null): void {
   const v = op.value!
   db.prepare(
-    `INSERT INTO records (uri, did, collection, rkey, cid, rev, seq, value_json, value_cbor, valid, invalid_reason, indexed_at)
-     VALUES (@uri, @did, @collection, @rkey, @cid, @rev, @seq, @json, @cbor, @valid, @reason, @now)
-     ON CONFLICT (uri) DO UPDATE SET cid = @cid, rev = @rev, seq = @seq, value_json = @json, value_cbor = @cbor,
+    `INSERT INTO records (uri, did, collection, rkey, cid, rev, seq, value_json, valid, invalid_reason, indexed_at)
+     VALUES (@uri, @did, @collection, @rkey, @cid, @rev, @seq, @json, @valid, @reason, @now)
+     ON CONFLICT (uri) DO UPDATE SET cid = @cid, rev = @rev, seq = @seq, value_json = @json,
        valid = @valid, invalid_reason = @reason, indexed_at = @now`,
   ).run({
     uri: recordUri(did, op.collection, op.rkey),
@@ -63,7 +65,6 @@ function putRecord(db: Db, did: string, op: AcceptedOp, rev: string, seq: number
     rev,
     seq,
     json: v.json,
-    cbor: v.cbor,
     valid: v.valid ? 1 : 0,
     reason: v.invalidReason,
     now: nowIso(),

@@ -278,4 +278,12 @@ export const MIGRATIONS: string[] = [
         same ids */ `
   DROP INDEX record_versions_by_did;
   `,
+  /* 12: a record's bytes are kept once, as its block in blocks (which the proof needs anyway);
+        records.value_cbor was a second copy. A record whose block is missing gets it from the
+        column first, so nothing stored is lost */ `
+  INSERT OR IGNORE INTO dids (did) SELECT DISTINCT did FROM records ORDER BY did;
+  INSERT OR IGNORE INTO blocks (repo, cid, bytes)
+    SELECT d.id, cid_binary(r.cid), r.value_cbor FROM records r JOIN dids d ON d.did = r.did ORDER BY d.id, r.uri;
+  ALTER TABLE records DROP COLUMN value_cbor;
+  `,
 ]

@@ -159,14 +159,15 @@ export async function verifyProofCar(
 }
 
 /**
- * Checks a record row: its CBOR hashes to its CID and its JSON is what the CBOR decodes to.
+ * Checks a record row against the record's block: the block hashes to the row's CID and the row's
+ * JSON is what the block decodes to.
  * @throws {ProofFailure} `cid-mismatch` or `value-mismatch`
  */
 export function verifyRecordValue(cid: string, cbor: Uint8Array, json: string): void {
   try {
     checkBlock(cid, cbor)
   } catch (err) {
-    throw new ProofFailure('cid-mismatch', `value_cbor ${(err as Error).message.replace(/^block /, 'of ')}`, { cid, cause: err })
+    throw new ProofFailure('cid-mismatch', `record ${(err as Error).message}`, { cid, cause: err })
   }
   let stored: unknown
   try {

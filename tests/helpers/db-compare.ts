@@ -16,7 +16,7 @@ export function mirrorContent(dbPath: string): MirrorContent {
   try {
     const all = (sql: string) => db.prepare(sql).all()
     return {
-      records: all('SELECT uri, did, collection, rkey, cid, rev, seq, value_json, hex(value_cbor) AS cbor, valid, invalid_reason FROM records ORDER BY uri'),
+      records: all('SELECT uri, did, collection, rkey, cid, rev, seq, value_json, valid, invalid_reason FROM records ORDER BY uri'),
       versions: all(
         'SELECT uri, action, cid, prev_cid, rev, commit_cid, seq, time, signing_key, proof_cids FROM record_versions ORDER BY uri, rev, action',
       ),
