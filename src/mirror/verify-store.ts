@@ -1,7 +1,7 @@
 /**
  * Offline re-verification of the whole mirror: every stored block against its CID, every commit
  * against its block and stored signing key, every version re-proven from its proof blocks, every
- * current record re-proven from its repo's head (and its JSON against its CBOR), every repo head
+ * current record re-proven from its repo's head (and its JSON against its block), every repo head
  * against its commit. Each failure names the row. Nothing is fetched: only what the database holds.
  *
  * Wiring only: rows from `store/history.ts`, checks from `verify/`.
@@ -154,7 +154,7 @@ export async function verifyStore(db: Db, opts: { onProgress?: (p: StoreProgress
   }
   progress('record_versions', checked.record_versions, true)
 
-  // 4. every current record: JSON = CBOR, CBOR → CID, and proven from the repo's head
+  // 4. every current record: JSON = its block decoded, block → CID, and proven from the repo's head
   for (let after = ''; ; ) {
     const page = recordsPage(db, after, PAGE)
     if (!page.length) break

@@ -1,7 +1,7 @@
 /**
  * Offline re-proof of what the mirror stored: a record (or its absence) from the kept blocks — commit
  * signature, MST path from the commit's data root, record bytes to CID — and a record row's JSON
- * against its CBOR. Pure: blocks, keys and claims in, the proven facts (or a named failure) out.
+ * against the record's block. Pure: blocks, keys and claims in, the proven facts (or a named failure) out.
  * The store and the proof CAR it exports are checked with the same function.
  */
 import { isDeepStrictEqual } from 'node:util'
@@ -18,7 +18,7 @@ export const PROOF_FAILURES = [
   'commit-mismatch', // the commit block is not a v3 commit of this DID / rev / data root
   'bad-signature', // the commit signature does not verify with the stored signing key
   'mst-proof', // the MST from the commit's data root does not map the key to the claimed CID
-  'value-mismatch', // a record row's JSON does not decode from its CBOR
+  'value-mismatch', // a record row's JSON is not what the record's block decodes to
   'car-invalid', // an exported proof CAR does not parse or has no single root
 ] as const
 
@@ -177,6 +177,6 @@ export function verifyRecordValue(cid: string, cbor: Uint8Array, json: string): 
   }
   const decoded = JSON.parse(JSON.stringify(decode(cbor)))
   if (!isDeepStrictEqual(stored, decoded)) {
-    throw new ProofFailure('value-mismatch', `value_json differs from the record its CBOR (${cid}) holds`)
+    throw new ProofFailure('value-mismatch', `value_json differs from the record its block (${cid}) holds`)
   }
 }
