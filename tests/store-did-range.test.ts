@@ -4,16 +4,14 @@
 // 10, below).
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { encode } from '@atcute/cbor'
 import { openDb, type Db } from '../src/store/db.ts'
 import { commitsPage, getCommitByCid } from '../src/store/history.ts'
-import { didUriRange, listRecords, purgeRepo, writeSnapshot, type VerifiedSnapshot } from '../src/store/records.ts'
+import { didUriRange, listRecords, purgeRepo, writeSnapshot } from '../src/store/records.ts'
 import { setRepoAccount } from '../src/store/repos.ts'
 import { MIGRATIONS } from '../src/store/schema.ts'
 import { readStatus } from '../src/store/status.ts'
-import { cidOfBlock } from '../src/verify/car.ts'
 import { tempDir } from './helpers/mirror.ts'
-import { databaseAtSchema } from './helpers/schema.ts'
+import { databaseAtSchema, snapshot } from './helpers/store.ts'
 
 const tmp = tempDir()
 afterAll(() => tmp.cleanup())
@@ -24,35 +22,6 @@ const COM_AU = 'did:web:example.com.au'
 const NOTE = 'org.stormlightlabs.malfestio.note'
 const DECK = 'org.stormlightlabs.malfestio.deck'
 const IN_SCOPE = (c: string): boolean => c.startsWith('org.stormlightlabs.malfestio.')
-
-/** A snapshot of `did` holding `keys` ("collection/rkey"); the store writes what it is given. */
-function snapshot(did: string, rev: string, keys: string[]): VerifiedSnapshot {
-  const records = keys.map((k) => {
-    const [collection, rkey] = k.split('/')
-    const value = { $type: collection, text: `${did} ${k}` }
-    const cbor = encode(value)
-    return {
-      action: 'create' as const,
-      collection,
-      rkey,
-      cid: cidOfBlock(cbor),
-      prev: null,
-      proofPath: [],
-      value: { json: JSON.stringify(value), cbor, valid: true, invalidReason: null },
-    }
-  })
-  const commit = encode({ did, rev })
-  return {
-    did,
-    rev,
-    commitCid: cidOfBlock(commit),
-    dataCid: cidOfBlock(encode({ rev })),
-    sig: new Uint8Array(64),
-    signingKey: 'did:key:zQ3shtest',
-    blocks: new Map([[cidOfBlock(commit), commit], ...records.map((r): [string, Uint8Array] => [r.cid, r.value.cbor])]),
-    records,
-  }
-}
 
 const uris = (db: Db, did?: string): string[] => listRecords(db, { did, includeHidden: true }).map((r) => r.uri)
 

@@ -6,41 +6,31 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { encode } from '@atcute/cbor'
 import { cidBinary, countBlocks, getBlock } from '../src/store/blocks.ts'
-import { openDb } from '../src/store/db.ts'
+import { openDb, type Db } from '../src/store/db.ts'
 import { getCurrentRecord } from '../src/store/history.ts'
 import { writeSnapshot } from '../src/store/records.ts'
 import { cidOfBlock } from '../src/verify/car.ts'
 import { tempDir } from './helpers/mirror.ts'
-import { databaseAtSchema } from './helpers/schema.ts'
+import { databaseAtSchema, snapshot } from './helpers/store.ts'
 
 const tmp = tempDir()
 afterAll(() => tmp.cleanup())
 
 const DID = 'did:web:bytes.example'
 const NOTE = 'org.stormlightlabs.malfestio.note'
-const columns = (db: { prepare: (sql: string) => { pluck: () => { all: () => unknown[] } } }): unknown[] =>
-  db.prepare("SELECT name FROM pragma_table_info('records')").pluck().all()
+const columns = (db: Db): unknown[] => db.prepare("SELECT name FROM pragma_table_info('records')").pluck().all()
 
 describe("a record's bytes", () => {
   it('are its block: the records row holds no copy', () => {
     const db = openDb(join(tmp.dir, 'fresh.db'))
-    const value = { $type: NOTE, title: 'one copy' }
-    const cbor = encode(value)
-    const commit = encode({ did: DID, rev: '3kaaaaaaaaa22' })
-    const cid = cidOfBlock(cbor)
-    writeSnapshot(db, {
-      did: DID,
-      rev: '3kaaaaaaaaa22',
-      commitCid: cidOfBlock(commit),
-      dataCid: cidOfBlock(encode({})),
-      sig: new Uint8Array(64),
-      signingKey: 'did:key:zQ3shtest',
-      blocks: new Map([[cidOfBlock(commit), commit], [cid, cbor]]),
-      records: [{ action: 'create', collection: NOTE, rkey: 'n1', cid, prev: null, proofPath: [], value: { json: JSON.stringify(value), valid: true, invalidReason: null } }],
-    }, () => true)
+    const snap = snapshot(DID, '3kaaaaaaaaa22', [`${NOTE}/n1`])
+    const { cid, value } = snap.records[0]!
+    writeSnapshot(db, snap, () => true)
     expect(columns(db)).not.toContain('value_cbor')
-    expect(getCurrentRecord(db, `at://${DID}/${NOTE}/n1`)).toMatchObject({ cid, valueJson: JSON.stringify(value) })
-    expect(getBlock(db, DID, cid)).toEqual(cbor)
+    expect(getCurrentRecord(db, `at://${DID}/${NOTE}/n1`)).toMatchObject({ cid, valueJson: value!.json })
+    const bytes = getBlock(db, DID, cid!)
+    expect(bytes).toEqual(snap.blocks.get(cid!))
+    expect(cidOfBlock(bytes!)).toBe(cid)
     db.close()
   })
 
