@@ -25,7 +25,7 @@ async function storedPrefixLength(first: string, second: string): Promise<number
   const keys = [first, second]
   // keys of one height go through `create`, the verifier's way to a node; "abcde" is at height 1,
   // so its pairs could never share a node: for those the node is built without the height check
-  const sameHeight = (await keyHeight(first)) === (await keyHeight(second))
+  const sameHeight = keyHeight(first) === keyHeight(second)
   const node = sameHeight ? await MSTNode.create(keys, [leaf, leaf], [null, null, null]) : new Node(keys, [leaf, leaf], [null, null, null])
   const data = CBOR.decode(await node.serialize()) as { e: { p: number }[] }
   return data.e[1]!.p

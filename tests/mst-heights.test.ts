@@ -1,12 +1,13 @@
 // The key-height memo that src/verify/mst.ts installs into @atcute/mst, against the library's own
-// `create` as the oracle: the same nodes, the same CIDs, the same errors.
+// `getKeyHeight`, `create` and `height()` as the oracles: the same heights, nodes, CIDs and errors.
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import * as CBOR from '@atcute/cbor'
 import * as CID from '@atcute/cid'
 import { MSTNode, getKeyHeight } from '@atcute/mst'
 import { toBlockstore, mstView } from '../src/verify/mst.ts'
-import { MEMO_LIMIT, keyHeight, libraryCreate, memoSize } from '../src/verify/mst-heights.ts'
+import { MEMO_LIMIT, computeKeyHeight, keyHeight, libraryCreate, libraryHeight, memoSize } from '../src/verify/mst-heights.ts'
 
 const fixtures = new URL('./fixtures/atproto-interop/mst/', import.meta.url)
 const heightVectors: { key: string; height: number }[] = JSON.parse(readFileSync(new URL('key_heights.json', fixtures), 'utf8'))
@@ -17,16 +18,55 @@ describe('key_heights.json', () => {
   it('has vectors', () => expect(heightVectors.length).toBeGreaterThanOrEqual(9))
   for (const v of heightVectors) {
     it(`${JSON.stringify(v.key)} → ${v.height}`, async () => {
-      expect(await keyHeight(v.key)).toBe(v.height)
+      expect(computeKeyHeight(v.key)).toBe(v.height)
+      expect(keyHeight(v.key)).toBe(v.height)
       // the second read comes from the memo
-      expect(await keyHeight(v.key)).toBe(v.height)
+      expect(keyHeight(v.key)).toBe(v.height)
     })
   }
+})
+
+describe('computeKeyHeight against the library\'s getKeyHeight', () => {
+  it('agrees on example_keys.txt', async () => {
+    expect(exampleKeys.length).toBeGreaterThan(100)
+    for (const k of exampleKeys) expect(computeKeyHeight(k)).toBe(await getKeyHeight(k))
+  })
+
+  it('agrees on 20 000 random keys, tall ones included', async () => {
+    const seen = new Set<number>()
+    for (let i = 0; i < 20_000; i++) {
+      // printable ASCII and some multi-byte UTF-8, so the one-call encoding is checked against the library's
+      const k = `app.example.${i % 7 === 0 ? 'δοκιμή' : 'x'}/${randomBytes(9).toString('base64url')}`
+      const h = await getKeyHeight(k)
+      expect(computeKeyHeight(k)).toBe(h)
+      seen.add(h)
+    }
+    // one key in 16 has height ≥ 2 and one in 64 ≥ 3: these sizes reach every branch of the count
+    expect(Math.max(...seen)).toBeGreaterThanOrEqual(4)
+  })
 })
 
 describe('MSTNode.create with the memo', () => {
   it('is installed by verify/mst.ts', () => {
     expect(MSTNode.create).not.toBe(libraryCreate)
+    expect(MSTNode.prototype.height).not.toBe(libraryHeight)
+  })
+
+  it('gives a node the height the library\'s height() gives it (empty, keyed, and keyless inner nodes)', async () => {
+    const nodes = [
+      MSTNode.empty(),
+      new (MSTNode as unknown as new (k: string[], v: unknown[], s: unknown[]) => MSTNode)([], [], [leaf]),
+      ...(await Promise.all(exampleKeys.slice(0, 200).map((k) => MSTNode.create([k], [leaf], [null, null])))),
+    ]
+    const heights = new Set<number | null>()
+    for (const n of nodes) {
+      const ours = await n.height()
+      // a fresh copy, so the library's method computes rather than reads the cache ours just filled
+      const copy = Object.create(MSTNode.prototype, Object.getOwnPropertyDescriptors({ keys: n.keys, values: n.values, subtrees: n.subtrees }))
+      expect(ours).toBe(await libraryHeight.call(copy))
+      heights.add(ours)
+    }
+    expect(heights.has(0) && heights.has(null) && [...heights].some((h) => (h ?? 0) >= 1)).toBe(true)
   })
 
   const byHeight = new Map<number, string[]>()
@@ -83,7 +123,7 @@ describe('MSTNode.create with the memo', () => {
   })
 
   it('holds at most MEMO_LIMIT heights', async () => {
-    for (let i = 0; i < MEMO_LIMIT + 10; i++) await keyHeight(`app.example.x/${i}`)
+    for (let i = 0; i < MEMO_LIMIT + 10; i++) keyHeight(`app.example.x/${i}`)
     expect(memoSize()).toBeGreaterThan(0)
     expect(memoSize()).toBeLessThanOrEqual(MEMO_LIMIT)
   })

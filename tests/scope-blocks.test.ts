@@ -68,11 +68,11 @@ async function keyAmongPosts(repo: string): Promise<string> {
   const root = parseCommitBlock(car.blocks.get(car.roots[0]!)!).data
   const posts = (await subtreeKeys(car.blocks, root)).get(root)!.filter((k) => k.startsWith('app.bsky.feed.post/')).sort()
   for (let i = 1; i < posts.length; i++) {
-    if ((await keyHeight(posts[i]!)) === 0) continue
+    if (keyHeight(posts[i]!) === 0) continue
     for (let n = tidToBigInt(posts[i]!.split('/')[1]!) - 1n; ; n--) {
       const key = `app.bsky.feed.post/${tidFromBigInt(n)}`
       if (key <= posts[i - 1]!) break
-      if (isTid(key.split('/')[1]!) && (await keyHeight(key)) === 0) return key
+      if (isTid(key.split('/')[1]!) && keyHeight(key) === 0) return key
     }
   }
   throw new Error('no post of height >= 1 with room below it among 80 posts')
