@@ -4,7 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as plc from '@did-plc/lib'
 import { CID } from 'multiformats/cid'
-import { Secp256k1Keypair } from '@atproto/crypto'
+import { P256Keypair, Secp256k1Keypair, parseDidKey } from '@atproto/crypto'
+import { ECDH } from 'node:crypto'
+import { base58btc } from 'multiformats/bases/base58'
 import { getHandle, getPds } from '@atproto/identity'
 import { cidForOp, PlcLogError, verifyPlcAuditLog, type PlcLogErrorCode } from '../src/verify/plc-log.ts'
 import { distinctKeys, epochAtIdentityEvent, epochsInForce, KEY_TIME_SKEW_MS } from '../src/verify/key-history.ts'
@@ -261,6 +263,77 @@ describe('the recovery window is judged on the operations’ own times', () => {
     const plain = await build(2)
     const v = await verifyPlcAuditLog(plain.did, [{ ...plain.log[0]!, nullified: false }, { ...plain.log[1]!, nullified: false }])
     expect(v.signingKey).toBe(plain.attacker.did())
+  })
+})
+
+describe('the keys of an operation are checked as @did-plc/lib checks them', () => {
+  // verifyPlcAuditLog answers `plc.assureValidOp` with node:crypto first and leaves what that does not
+  // accept to the library: every case here is also put to the library itself, the oracle
+  const k256 = (bytes: Uint8Array) => `did:key:${base58btc.encode(Uint8Array.of(0xe7, 0x01, ...bytes))}`
+  // an x coordinate with no point on secp256k1 (about half of them have none)
+  const offCurve = (() => {
+    for (let x = 5; ; x++) {
+      const bytes = Uint8Array.of(0x02, ...new Uint8Array(31), x)
+      try {
+        ECDH.convertKey(bytes, 'secp256k1')
+      } catch {
+        return k256(bytes)
+      }
+    }
+  })()
+
+  const genesisWith = async (over: { signingKey?: string; rotationKeys?: (k: string) => string[] }) => {
+    const signer = await Secp256k1Keypair.create()
+    const { op, did } = await plc.createOp({
+      signingKey: over.signingKey ?? (await Secp256k1Keypair.create()).did(),
+      handle: 'keys.example.com',
+      pds: 'https://pds.example.com',
+      rotationKeys: over.rotationKeys ? over.rotationKeys(signer.did()) : [signer.did()],
+      signer,
+    })
+    return { did, signer, op, log: [{ did, operation: op, cid: await cidForOp(op), nullified: false, createdAt: '2024-01-01T00:00:00.000Z' }] }
+  }
+  const libraryVerdict = async (op: unknown) =>
+    plc.assureValidOp(plc.normalizeOp(op as never)).then(
+      () => 'ok',
+      (err: Error) => err.constructor.name,
+    )
+
+  it('accepts K-256 and P-256 keys, as the library does', async () => {
+    const p256 = await P256Keypair.create()
+    const g = await genesisWith({ signingKey: p256.did(), rotationKeys: (k) => [k, p256.did()] })
+    expect(await libraryVerdict(g.op)).toBe('ok')
+    const v = await verifyPlcAuditLog(g.did, g.log)
+    expect(v.signingKey).toBe(p256.did())
+    expect(v.rotationKeys).toEqual([g.signer.did(), p256.did()])
+  })
+
+  it('refuses a key off its curve, an uncompressed key and six rotation keys, with the library’s errors', async () => {
+    const key = await Secp256k1Keypair.create()
+    const uncompressed = k256(ECDH.convertKey(parseDidKey(key.did()).keyBytes, 'secp256k1', undefined, undefined, 'uncompressed') as Buffer)
+    const cases: [string, Parameters<typeof genesisWith>[0], PlcLogErrorCode, string][] = [
+      ['signing key off the curve', { signingKey: offCurve }, 'unsupported-key', 'UnsupportedKeyError'],
+      ['uncompressed signing key', { signingKey: uncompressed }, 'unsupported-key', 'UnsupportedKeyError'],
+      ['rotation key off the curve', { rotationKeys: (k) => [k, offCurve] }, 'unsupported-key', 'UnsupportedKeyError'],
+      ['six rotation keys', { rotationKeys: (k) => [k, ...Array.from({ length: 5 }, () => key.did())] }, 'bad-operation', 'ImproperOperationError'],
+    ]
+    for (const [what, over, code, libraryError] of cases) {
+      const g = await genesisWith(over)
+      expect(await libraryVerdict(g.op), what).toBe(libraryError)
+      expect(await refusal(g.did, g.log), what).toBe(code)
+    }
+  })
+
+  it('refuses a later operation that brings in an unusable key', async () => {
+    const g = await genesisWith({})
+    const next = await plc.updateAtprotoKeyOp(g.op, g.signer, offCurve)
+    expect(await libraryVerdict(next)).toBe('UnsupportedKeyError')
+    const log = [...g.log, { did: g.did, operation: next, cid: await cidForOp(next), nullified: false, createdAt: '2024-01-02T00:00:00.000Z' }]
+    expect(await refusal(g.did, log)).toBe('unsupported-key')
+    // the same operation with a good key is accepted: the refusal is the key's
+    const good = await plc.updateAtprotoKeyOp(g.op, g.signer, (await Secp256k1Keypair.create()).did())
+    const fine = [...g.log, { did: g.did, operation: good, cid: await cidForOp(good), nullified: false, createdAt: '2024-01-02T00:00:00.000Z' }]
+    expect(await refusal(g.did, fine)).toBe('ok')
   })
 })
 
