@@ -7,6 +7,7 @@
  * @atproto/repo stays the oracle: the fast-path guard test and the bench compare verdicts frame by frame.
  */
 import { MSTNode, MissingBlockError, NodeStore, NodeWalker, NodeWrangler, MemoryBlockStore, OverlayBlockStore, ReadonlyMemoryBlockStore } from '@atcute/mst'
+import type { CidLink } from '@atcute/cid'
 import type { BlockSet } from './car.ts'
 import { installKeyHeightMemo } from './mst-heights.ts'
 
@@ -36,9 +37,30 @@ export interface MstStore {
   readonly blocks: BlockSet
 }
 
+/**
+ * A node store that gives each node it reads the CID it was read by. The library's store leaves a
+ * read node's CID to be computed again (serialize, SHA-256, base32) the first time it is asked for,
+ * which walks and inversions do for about four nodes a commit. The blocks a store reads have had
+ * their hashes checked (see `toBlockstore`) and the scratch layer holds nodes under the CIDs the
+ * library computed, so the CID a node was found by is the CID of its bytes.
+ */
+class ProvenNodeStore extends NodeStore {
+  override async get(cid: string | null): Promise<MSTNode> {
+    const node = await super.get(cid)
+    const cached = node as MSTNode & { _cid?: CidLink }
+    // a plain link: CBOR encodes it from the string when a rebuilt parent refers to this node
+    if (cid !== null && cached._cid === undefined) cached._cid = { $link: cid }
+    return node
+  }
+}
+
+/**
+ * @param blocks blocks whose bytes are known to hash to their CIDs: every caller has checked them
+ *   (`readVerifiedCar`, or `checkBlock` for stored ones), and the node store relies on it
+ */
 export function toBlockstore(blocks: BlockSet): MstStore {
   const given = new ReadonlyMemoryBlockStore(blocks as Map<string, Uint8Array<ArrayBuffer>>)
-  return { nodes: new NodeStore(new OverlayBlockStore(new MemoryBlockStore(), given)), blocks }
+  return { nodes: new ProvenNodeStore(new OverlayBlockStore(new MemoryBlockStore(), given)), blocks }
 }
 
 async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
