@@ -54,6 +54,7 @@ export function computeKeyHeight(key: string): number {
   return zeros
 }
 
+/** `computeKeyHeight` through the memo. */
 export function keyHeight(key: string): number {
   const known = heights.get(key)
   if (known !== undefined) return known

@@ -11,8 +11,8 @@
  * timestamps), never on today's clock: `@did-plc/lib`'s `assureValidNextOp` uses `Date.now()`, which
  * would refuse every old recovery when a log is re-verified later, so that step is done here with the
  * library's parts (`assureValidCreationOp`, `assureValidOp`, `assureValidSig`, `normalizeOp`); where they
- * decompress keys or check signatures in JavaScript, a node:crypto check answers first and the library
- * decides what it does not accept (`assureValidOp`, `signerOf`).
+ * decompress keys or check signatures in JavaScript, the project's native check answers first and the
+ * library decides what it does not accept (`assureValidOp`, `signerOf`).
  * The nullified flags the directory serves must equal the ones the replay computes.
  *
  * What comes out: the ordered history of the DID's atproto signing keys (each with the operation that
@@ -236,9 +236,9 @@ async function assureValidGenesis(did: string, op: Op): Promise<void> {
  * `plc.assureValidOp`: every key of the operation is a usable did:key, and it has 1 to 5 rotation
  * keys. The library parses each key with @atproto/crypto, which decompresses the point in JavaScript
  * (@noble): about 0.9 s of the main thread per 1 580 new DIDs on the bench, more than the rest of
- * the log's checks. `assertUsableDidKey` (node:crypto) accepts the same keys (compressed K-256 and
- * P-256 points on their curves) and caches them for the signature checks that follow. An operation it
- * does not pass in full goes to the library, which decides and names the error.
+ * the log's checks. `assertUsableDidKey` (native: libsecp256k1 or OpenSSL) accepts the same keys
+ * (compressed K-256 and P-256 points on their curves) and caches them for the signature checks that
+ * follow. An operation it does not pass in full goes to the library, which decides and names the error.
  */
 async function assureValidOp(op: plc.Operation | plc.Tombstone): Promise<void> {
   if (!isTombstone(op)) {

@@ -85,8 +85,8 @@ export class UnsupportedKeyError extends Error {
  * A did:key's curve and its compressed public key (33 bytes), read by @atcute/crypto's `parseDidKey`.
  * @atproto/crypto's `parseDidKey` reads the same bytes and then decompresses the point in JavaScript
  * (@noble), which cost more than the signature checks of a stream's first thousands of DIDs;
- * node:crypto (OpenSSL) does that instead. (@atproto/crypto's entry also loads @noble/curves: ≈ 5 MB
- * of RSS in the verification thread, which needs none of it.)
+ * `loadKey` does that natively instead (libsecp256k1 for K-256, else OpenSSL). (@atproto/crypto's
+ * entry also loads @noble/curves: ≈ 5 MB of RSS in the verification thread, which needs none of it.)
  * Only the compressed form is accepted, as @atproto/crypto does: a usable key has one spelling, so
  * keys from PLC logs and DID documents compare as strings.
  * @throws {UnsupportedKeyError}
