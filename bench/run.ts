@@ -214,6 +214,7 @@ try {
       dbMb: round(p.dbMb),
       writtenKbPerCommit: p.writtenKbPerCommit === null ? null : round(p.writtenKbPerCommit, 1),
       writeCallsPerCommit: p.writeCallsPerCommit === null ? null : round(p.writeCallsPerCommit, 1),
+      identity: p.identity,
     })),
     rejected: first.rejected,
     rejections: first.rejections,
@@ -276,6 +277,10 @@ function printTable(f: any): void {
   out.push(
     `ours: ${f.verifyThreads} verification thread(s) beside the main thread (--verify-threads), secp256k1 through ${f.secp256k1Engine}, ` +
       `node flags ${f.nodeFlags.join(' ') || '(none)'}${Object.keys(f.nodeEnv).length ? `, environment ${Object.entries(f.nodeEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''} (the peer: Node's defaults)`,
+  )
+  out.push(
+    `identities, per pass: ${f.passes.map((p: any) => `${p.identity.fetched} fetched with their logs verified, ${p.identity.fromStore} from the backfilled database`).join(' / ')} ` +
+      `(as at a restart within --identity-max-age; the peer resolves every DID from the PLC endpoint)`,
   )
   out.push(`rejected by ours: ${f.rejected}${f.peer ? `; peer errors: ${f.peer.errors}${f.peer.completed ? '' : ' (peer did not finish)'}` : ''}`)
   if (f.rejected) out.push(`  our rejections: ${JSON.stringify(f.rejections)}`)

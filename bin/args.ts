@@ -24,6 +24,7 @@ export const NETWORK: Options = {
   collections: { type: 'string' },
   'handle-resolver': { type: 'string' },
   'trust-plc-directory': { type: 'boolean' },
+  'identity-max-age': { type: 'string' },
   'verify-threads': { type: 'string' },
 }
 
@@ -109,6 +110,14 @@ export function threadsFlag(value: string | undefined): number | undefined {
   return Number(value)
 }
 
+/** Hours (decimals allowed, 0 = never) as milliseconds, for --identity-max-age; else a usage error. */
+export function hoursFlag(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const h = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN
+  if (!Number.isFinite(h) || h > 24 * 365) throw new UsageError(`${flag} must be a number of hours from 0 to 8760, got ${value}`)
+  return Math.round(h * 3_600_000)
+}
+
 /** The config every networked command shares: upstream, PLC, database, scope, handle resolver. */
 export function networkConfig(values: Record<string, unknown>, defaultService: string = DEFAULTS.service): MirrorConfig {
   const collections = pick(values.collections, 'MALFESTIO_COLLECTIONS', DEFAULTS.collections.join(','))
@@ -126,6 +135,7 @@ export function networkConfig(values: Record<string, unknown>, defaultService: s
     collections,
     handleResolverUrl: handleResolver ? checkUrl('--handle-resolver', handleResolver, ['http:', 'https:']) : undefined,
     trustPlcDirectory: boolFlag(values['trust-plc-directory'], 'MALFESTIO_TRUST_PLC_DIRECTORY'),
+    identityMaxAgeMs: hoursFlag('--identity-max-age', pick(values['identity-max-age'], 'MALFESTIO_IDENTITY_MAX_AGE')) ?? DEFAULTS.identityMaxAgeMs,
     verifyThreads: threadsFlag(pick(values['verify-threads'], 'MALFESTIO_VERIFY_THREADS')) ?? DEFAULTS.verifyThreads,
   }
 }

@@ -61,6 +61,9 @@ Read the mirror (offline):
 Shared flags (sync, replay, backfill, resync):
   --trust-plc-directory     take did:plc keys, handles and PDSes from the directory's document as served;
                             by default they come from each DID's PLC operation log, verified here
+  --identity-max-age H      a DID's identity proven from its verified log and kept in the database is used
+                            again at the DID's first event after a start while younger than H hours
+                            (default 24; 0 = fetch and verify the log again)
   --handle-resolver URL     check handles with this PDS's resolveHandle instead of DNS / HTTPS
   --verify-threads N        worker threads verifying commits, each DID always on the same one (default: cores − 1;
                             0 = verify on the main thread)
@@ -68,7 +71,8 @@ Shared flags (sync, replay, backfill, resync):
 Defaults: --relay wss://bsky.network  --db ./malfestio-mirror.db  --plc https://plc.directory
           --collections org.stormlightlabs.malfestio.*  --port 2585  --host 127.0.0.1
 Environment: MALFESTIO_RELAY, MALFESTIO_DB, MALFESTIO_PLC, MALFESTIO_COLLECTIONS, MALFESTIO_HANDLE_RESOLVER,
-             MALFESTIO_TRUST_PLC_DIRECTORY (1/true), MALFESTIO_VERIFY_THREADS, MALFESTIO_PORT, MALFESTIO_HOST (a flag wins)
+             MALFESTIO_TRUST_PLC_DIRECTORY (1/true), MALFESTIO_IDENTITY_MAX_AGE, MALFESTIO_VERIFY_THREADS,
+             MALFESTIO_PORT, MALFESTIO_HOST (a flag wins)
 Exit codes: 0 done, 1 run-time failure (one line on stderr), 2 usage error
 `
 

@@ -54,8 +54,8 @@ describe('--help', () => {
       }
     }
     // and names nothing a command does not accept (the shared flags: only on the commands listed)
-    for (const name of sharedBy) expect(Object.keys(COMMANDS[name]!.flags), name).toEqual(expect.arrayContaining(['trust-plc-directory', 'handle-resolver', 'verify-threads']))
-    for (const v of ['MALFESTIO_RELAY', 'MALFESTIO_DB', 'MALFESTIO_PLC', 'MALFESTIO_COLLECTIONS', 'MALFESTIO_HANDLE_RESOLVER', 'MALFESTIO_TRUST_PLC_DIRECTORY', 'MALFESTIO_VERIFY_THREADS', 'MALFESTIO_PORT', 'MALFESTIO_HOST']) {
+    for (const name of sharedBy) expect(Object.keys(COMMANDS[name]!.flags), name).toEqual(expect.arrayContaining(['trust-plc-directory', 'identity-max-age', 'handle-resolver', 'verify-threads']))
+    for (const v of ['MALFESTIO_RELAY', 'MALFESTIO_DB', 'MALFESTIO_PLC', 'MALFESTIO_COLLECTIONS', 'MALFESTIO_HANDLE_RESOLVER', 'MALFESTIO_TRUST_PLC_DIRECTORY', 'MALFESTIO_IDENTITY_MAX_AGE', 'MALFESTIO_VERIFY_THREADS', 'MALFESTIO_PORT', 'MALFESTIO_HOST']) {
       expect(USAGE).toContain(v)
     }
   })
@@ -108,6 +108,8 @@ describe('usage errors: one line, exit 2', () => {
       [['sync', '--verify-threads', 'two'], '--verify-threads must be an integer from 0 to 64, got two'],
       [['replay', '--from', '0', '--verify-threads', '-1'], '--verify-threads'],
       [['backfill', '--verify-threads', '65'], '--verify-threads must be an integer from 0 to 64, got 65'],
+      [['sync', '--identity-max-age', '1d'], '--identity-max-age must be a number of hours from 0 to 8760, got 1d'],
+      [['resync', '--desynchronized', '--identity-max-age', '-2'], '--identity-max-age'],
     ]
     for (const [argv, message] of cases) {
       const r = await cli(...argv, '--db', db)

@@ -115,6 +115,8 @@ describe('a known run: sync --serve, and serve beside it', () => {
       expect(m.get('malfestio_did_resolution_cache_hits_total')).toBeGreaterThan(want.verified - 10)
       expect(m.get('malfestio_did_resolution_fetches_total')).toBeGreaterThanOrEqual(want.repos)
       expect(m.get('malfestio_did_resolution_fetches_total')).toBeLessThan(m.get('malfestio_did_resolutions_total')!)
+      // a new database proves no identity yet: every DID came from the directory
+      expect(m.get('malfestio_did_resolution_from_store_total')).toBe(0)
       expect(m.get('malfestio_sqlite_write_seconds_count')).toBeGreaterThan(0)
       expect(m.get('malfestio_sqlite_write_seconds_sum')).toBeGreaterThan(0)
       expect(m.get('malfestio_repos{state="synchronized"}')).toBe(want.repos)

@@ -49,6 +49,8 @@ export interface MirrorPass {
   writtenKbPerCommit: number | null
   /** write() calls during the pass, per verified commit; null off Linux */
   writeCallsPerCommit: number | null
+  /** DIDs whose identity was fetched (and its log verified), and taken from the start database */
+  identity: { fetched: number; fromStore: number }
 }
 
 export interface MirrorScenarioResult {
@@ -82,7 +84,14 @@ childMain<MirrorScenarioInput, MirrorScenarioResult>(async (input, progress) => 
     const t0 = performance.now()
     const c0 = process.cpuUsage()
     const io0 = ioWrites()
+    let identity = () => ({ fetched: 0, fromStore: 0 })
     const { stats } = await runMirror(config, {
+      onMirror: (m) => {
+        identity = () => {
+          const r = m.identityStats()
+          return { fetched: r.fetches, fromStore: r.primed }
+        }
+      },
       hooks: {
         onFlush: (ms) => {
           flushMs += ms
@@ -124,6 +133,7 @@ childMain<MirrorScenarioInput, MirrorScenarioResult>(async (input, progress) => 
       dbMb: statSync(dbPath).size / 1024 / 1024,
       writtenKbPerCommit: perCommit(io0 && io1 ? (io1.bytes - io0.bytes) / 1024 : undefined),
       writeCallsPerCommit: perCommit(io0 && io1 ? io1.calls - io0.calls : undefined),
+      identity: identity(),
     })
     rmSync(dbPath, { force: true })
     rmSync(dbPath + '-wal', { force: true })

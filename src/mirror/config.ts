@@ -59,6 +59,12 @@ export interface MirrorConfig {
    */
   trustPlcDirectory: boolean
   /**
+   * how old a DID's identity proven from its verified PLC log and kept in the store may be to be used
+   * again when the DID is first met after a start, instead of fetching and verifying the log again
+   * (--identity-max-age, in hours); 0 = always fetch
+   */
+  identityMaxAgeMs: number
+  /**
    * worker threads that verify commits (block hashes, signature, MST proofs, inversion), each DID
    * always on the same one; 0 = on the main thread. Default: one per core beyond the main thread's
    * (so none on one core).
@@ -83,6 +89,8 @@ export const DEFAULTS = {
   resyncBackoffMs: 30_000,
   maxConcurrentResyncs: 3,
   trustPlcDirectory: false,
+  // indigo's identity cache keeps a hit as long
+  identityMaxAgeMs: 24 * 3_600_000,
   // on one core a thread would only add the messages: verification stays on the main thread there
   verifyThreads: availableParallelism() - 1,
 } satisfies Partial<MirrorConfig>

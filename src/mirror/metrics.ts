@@ -176,6 +176,7 @@ export function createLiveMetrics(): LiveMetrics {
   fromResolver('malfestio_did_resolutions_total', 'DID resolutions asked of the resolver (cache or network)', (s) => s.calls)
   fromResolver('malfestio_did_resolution_cache_hits_total', 'DID resolutions answered from the cache', (s) => s.cacheHits)
   fromResolver('malfestio_did_resolution_fetches_total', 'DID documents fetched from PLC / did:web', (s) => s.fetches)
+  fromResolver('malfestio_did_resolution_from_store_total', 'DIDs met since the start whose identity, proven from a verified PLC log, came from the database', (s) => s.primed)
   return {
     registry,
     hooks: {

@@ -24,7 +24,7 @@ import { verifyRepoSnapshot } from '../verify/repo.ts'
 import { bumpCounters } from '../store/counters.ts'
 import { advanceCursor, getCursor } from '../store/cursor.ts'
 import type { Db } from '../store/db.ts'
-import { addKeyFloor, getIdentity, getKeyFloors, putIdentity, putKeyHistory, recordIdentityMode, type KeyFloorMark } from '../store/identities.ts'
+import { addKeyFloor, getIdentity, getKeyFloors, markIdentityResolved, putIdentity, putKeyHistory, recordIdentityMode, type KeyFloorMark } from '../store/identities.ts'
 import { listRecords, purgeRepo, writeCommit, writeHistory, writeSnapshot, writeSyncHead, type AcceptedOp, type RecordValue, type SnapshotDiff } from '../store/records.ts'
 import { addRejection } from '../store/rejections.ts'
 import { getRepo, listRepos, setRepoAccount, setRepoState, type RepoState } from '../store/repos.ts'
@@ -33,6 +33,7 @@ import { writeQueueDepths, type QueueDepths } from '../store/queues.ts'
 import { collectionMatcher, httpBase, type MirrorConfig } from './config.ts'
 import { fetchRepoCar, fetchRepoStatus, INACTIVE_REPO_ERRORS, RepoFetchError, type UpstreamRepoStatus } from './fetch-repo.ts'
 import { discoverRepos } from './discover.ts'
+import { storedIdentity } from './stored-identity.ts'
 import { createCommitVerifier } from './verify-pool.ts'
 
 /** In-memory view of a repo, ahead of the database by the writes still pending in the batch. */
@@ -115,8 +116,8 @@ export interface Mirror {
   stats(): MirrorStats
   /** counters since this mirror started (the `counters` table holds the all-time sums) */
   totals(): Record<string, number>
-  /** DID resolver calls and cache hits; PLC logs verified and the CPU time they took (ms) */
-  identityStats(): { calls: number; cacheHits: number; fetches: number; logsVerified: number; logVerifyMs: number }
+  /** DID resolver calls, cache hits, fetches and identities taken from the store; PLC logs verified and the CPU time they took (ms) */
+  identityStats(): { calls: number; cacheHits: number; fetches: number; primed: number; logsVerified: number; logVerifyMs: number }
   /** The durable cursor (what a restart resumes from). */
   cursor(): number | undefined
   /** Where a reconnect should resume: every event up to here has finished in this run. */
@@ -403,6 +404,14 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
   const recorded = new WeakSet<ResolvedIdentity>()
 
   async function resolveOnce(did: string, force: boolean, seq: number | null): Promise<ResolvedIdentity> {
+    if (!force && !resolver.peek(did)) {
+      // a DID met for the first time since the start: what the store proved, while it is young enough
+      const stored = storedIdentity(db, did, config.identityMaxAgeMs)
+      if (stored && resolver.prime(stored)) {
+        recorded.add(stored) // it is the row: nothing to compare or write
+        count('identity.from-store')
+      }
+    }
     const id = await resolver.resolve(did, { force })
     count('identity.resolved')
     if (!force && recorded.has(id)) return id
@@ -426,6 +435,10 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
         queueWrite((d) => putKeyHistory(d, did, keys))
       }
       if (mismatch && prev?.docMismatch !== mismatch) count('identity.plc-doc-mismatch')
+    } else {
+      // fetched and found as stored: the row is proven as of this fetch (its age counts from here)
+      const at = new Date(id.resolvedAt).toISOString()
+      queueWrite((d) => markIdentityResolved(d, did, at))
     }
     return id
   }
@@ -1170,7 +1183,7 @@ export function createMirror(db: Db, config: MirrorConfig, hooks: MirrorHooks = 
     totals: () => Object.fromEntries(totals),
     identityStats: () => {
       const r = resolver.stats()
-      return { calls: r.calls, cacheHits: r.cacheHits, fetches: r.fetches, logsVerified: r.logsVerified, logVerifyMs: r.logVerifyMs }
+      return { calls: r.calls, cacheHits: r.cacheHits, fetches: r.fetches, primed: r.primed, logsVerified: r.logsVerified, logVerifyMs: r.logVerifyMs }
     },
     cursor: () => durable,
     position: () => safeSeq ?? config.cursor ?? stored,

@@ -79,6 +79,11 @@ export function putIdentity(db: Db, id: IdentityInput, seq: number | null): void
   }
 }
 
+/** The DID was resolved again at `at` and found as the row says: only the row's age changes. */
+export function markIdentityResolved(db: Db, did: string, at: string): void {
+  db.prepare('UPDATE identities SET resolved_at = ? WHERE did = ?').run(at, did)
+}
+
 // ───────────── signing-key history (from verified PLC logs) ─────────────
 
 /** A PLC operation: its CID and the directory's timestamp. */

@@ -16,7 +16,8 @@
  * (`/{did}/log/audit`), verified here (plc-log.ts) instead of trusted from the directory's document;
  * the document is still fetched, and where it disagrees with the log the answer says so (`mismatch`).
  * A verified log is cached without expiry: only a forced resolve (an #identity event, a signature that
- * fails) fetches and verifies it again.
+ * fails) fetches and verifies it again. `prime` takes one proven earlier (the mirror's store keeps
+ * them) on the same terms.
  *
  * Errors are `IdentityError`s with a `code`. Only `resolver-unavailable` is transient (timeouts,
  * connection failures, 5xx/429): callers retry later and must NOT reject on it. The other codes are
@@ -24,7 +25,7 @@
  */
 import { didDocument, getHandle, getPdsEndpoint, getSigningKey, type DidDocument } from '@atproto/common-web'
 import { formatDidKey, multibaseToBytes, P256_JWT_ALG, parseMultikey, SECP256K1_JWT_ALG } from '@atproto/crypto'
-import { PlcLogError, verifyPlcAuditLog, type VerifiedPlcLog } from './plc-log.ts'
+import { PlcLogError, verifyPlcAuditLog, type KeyEpoch, type VerifiedPlcLog } from './plc-log.ts'
 import { assertUsableDidKey } from './signature.ts'
 import type { ReasonCode } from './reasons.ts'
 
@@ -84,6 +85,19 @@ export interface DocMismatch {
   message: string
 }
 
+/**
+ * What the verifier takes from a DID's verified operation log: its key history and where it ends. A
+ * whole `VerifiedPlcLog` is one; so is the part of one the store keeps (mirror/stored-identity.ts).
+ */
+export interface IdentityKeyLog {
+  /** signing-key history, oldest first */
+  keys: KeyEpoch[]
+  /** the key of the last valid operation */
+  signingKey: string | null
+  /** the last valid operation */
+  lastOp: { cid: string }
+}
+
 export type ResolvedIdentity = {
   did: string
   /** The current atproto signing key, as did:key (compressed, multicodec form). */
@@ -98,7 +112,7 @@ export type ResolvedIdentity = {
   resolvedAt: number
   source: KeySource
   /** did:plc with verifyPlcLog: the verified operation log (key history, last op) */
-  log?: VerifiedPlcLog
+  log?: IdentityKeyLog
   /** did:plc with verifyPlcLog: how the served document disagrees with the log, if it does */
   mismatch?: DocMismatch
 }
@@ -153,6 +167,8 @@ export type IdentityResolverStats = {
   /** audit logs verified, and the time spent verifying them (ms, CPU on this thread) */
   logsVerified: number
   logVerifyMs: number
+  /** identities taken from prime() */
+  primed: number
   /** resolve() calls that ended in an IdentityError, by code */
   errors: Partial<Record<IdentityErrorCode, number>>
   /** entries in the cache */
@@ -165,6 +181,11 @@ export interface IdentityResolver {
   resolve(did: string, opts?: { force?: boolean }): Promise<ResolvedIdentity>
   /** The cached identity, if fresh, without any network access (does not count as a call). */
   peek(did: string): ResolvedIdentity | undefined
+  /**
+   * Caches an identity proven elsewhere (a verified log the store kept) as if fetched, unless the DID
+   * has a fresh entry or a fetch under way; a later fetch replaces it. True when it was taken.
+   */
+  prime(value: ResolvedIdentity): boolean
   /** True iff `handle` resolves back to `did` (false on any lookup failure). */
   verifyHandle(did: string, handle: string): Promise<boolean>
   /** The handle lookup in use (handle → DID or undefined). */
@@ -211,7 +232,7 @@ export function createIdentityResolver(opts: IdentityResolverOptions): IdentityR
       else fetching--
     }
   }
-  const counters = { calls: 0, cacheHits: 0, joined: 0, fetches: 0, evictions: 0, logsVerified: 0, logVerifyMs: 0 }
+  const counters = { calls: 0, cacheHits: 0, joined: 0, fetches: 0, primed: 0, evictions: 0, logsVerified: 0, logVerifyMs: 0 }
   const errors: Partial<Record<IdentityErrorCode, number>> = {}
 
   let generation = 0
@@ -401,6 +422,13 @@ export function createIdentityResolver(opts: IdentityResolverOptions): IdentityR
   return {
     resolve,
     peek: (did) => fresh(did)?.value,
+    prime(value) {
+      if (fresh(value.did) || inflight.has(value.did) || max === 0) return false
+      // generation 0: older than any fetch, so a fetch that finishes later always wins
+      remember(value, 0)
+      counters.primed++
+      return true
+    },
     async verifyHandle(did, handle) {
       const h = normalizeHandle(handle)
       if (!h) return false
